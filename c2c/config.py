@@ -1,0 +1,237 @@
+"""The validated configuration, declared once.
+
+Every setting is a ``C2C_*`` environment variable with a documented default. An optional file
+(``C2C_CONFIG_FILE``, lines of ``NAME=value``, ``#`` comments) supplies values the environment does
+not set. A bad value raises ConfigError naming the variable, so start-up stops with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from c2c.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SwitchAddress:
+    """One FreeSWITCH Event Socket: ``esl://:PASSWORD@HOST:PORT``."""
+
+    host: str
+    port: int
+    password: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # never show the password in logs
+        return f"SwitchAddress({self.name})"
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected on/off, true/false, yes/no or 1/0")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _parse_switches(raw: str) -> tuple[SwitchAddress, ...]:
+    switches = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        url = urlsplit(item)
+        if url.scheme != "esl" or not url.hostname:
+            raise ValueError(f"{item!r} is not esl://:PASSWORD@HOST:PORT")
+        try:
+            port = url.port or 8021
+        except ValueError as exc:
+            raise ValueError(f"{url.hostname}: bad port") from exc
+        switches.append(SwitchAddress(url.hostname, port, unquote(url.password or "ClueCon")))
+    names = [s.name for s in switches]
+    if len(set(names)) != len(names):
+        raise ValueError("a switch is listed twice")
+    return tuple(switches)
+
+
+def _parse_dial_string(raw: str) -> str:
+    fields = {name for _, name, _, _ in string.Formatter().parse(raw) if name is not None}
+    unknown = fields - {"country_code", "number", "e164"}
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use country_code, number, e164")
+    if not fields & {"number", "e164"}:
+        raise ValueError("must contain {number} or {e164}")
+    if any(ch in raw for ch in " ,'\"|") or "${" in raw:
+        raise ValueError("must not contain spaces, commas, quotes, '|' or '${'")
+    raw.format(country_code="1", number="5550100", e164="15550100")
+    return raw
+
+
+def _parse_database_url(raw: str) -> str:
+    value = raw.strip()
+    if not (value.startswith("sqlite:") or value.startswith("mysql+pymysql://")):
+        raise ValueError("use sqlite:///PATH or mysql+pymysql://user:pw@host/db")
+    return value
+
+
+def _parse_digits_or_blank(raw: str) -> str:
+    value = raw.strip()
+    if value and not (value.isascii() and value.isdigit() and 4 <= len(value) <= 15):
+        raise ValueError("blank or 4-15 digits")
+    return value
+
+
+def _parse_networks(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    nets = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for net in nets:
+        ipaddress.ip_network(net, strict=False)
+    return nets
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("C2C_DATABASE_URL", "database_url", "sqlite:///c2c.sqlite3", _parse_database_url,
+            "SQLAlchemy URL of the store: sqlite:///PATH or mysql+pymysql://user:pw@host/db."),
+    Setting("C2C_SWITCHES", "switches", "esl://:ClueCon@127.0.0.1:8021", _parse_switches,
+            "Comma-separated FreeSWITCH Event Sockets, esl://:PASSWORD@HOST:PORT."),
+    Setting("C2C_DIAL_STRING", "dial_string", "sofia/gateway/default/+{country_code}{number}",
+            _parse_dial_string,
+            "Dial-string template; placeholders {country_code}, {number}, {e164}."),
+    Setting("C2C_CALLER_ID_FOR_CALLER", "caller_id_for_caller", "", _parse_digits_or_blank,
+            "Number the caller sees on their phone; blank: the callee's number."),
+    Setting("C2C_RING_TIMEOUT", "ring_timeout", "30", _int_range(5, 300),
+            "Seconds each leg may ring before it is given up (originate_timeout/leg_timeout)."),
+    Setting("C2C_MAX_CALL_MINUTES", "max_call_minutes", "120", _int_range(1, 1440),
+            "Operator cap on a call's length in minutes; also the most a call reserves."),
+    Setting("C2C_FLOOD_SECONDS", "flood_seconds", "60", _int_range(0, 86400),
+            "A phone number may start at most one accepted call per this many seconds."),
+    Setting("C2C_CALLBACK_ALLOW_PRIVATE", "callback_allow_private", "off", _parse_bool,
+            "Allow callback URLs on loopback/private/reserved addresses (tests, labs)."),
+    Setting("C2C_CALLBACK_HORIZON", "callback_horizon", "86400", _int_range(60, 30 * 86400),
+            "Seconds a callback is retried before it is marked failed."),
+    Setting("C2C_CALLBACK_TIMEOUT", "callback_timeout", "10", _float_range(0.5, 120),
+            "Connect and read timeout of one callback delivery, in seconds."),
+    Setting("C2C_SETTLE_GRACE", "settle_grace", "120", _int_range(5, 3600),
+            "Seconds past ring timeout + time limit after which a call with no trace settles failed."),
+    Setting("C2C_ESL_TIMEOUT", "esl_timeout", "5", _float_range(0.1, 120),
+            "Seconds to wait for connecting to a switch and for each command's reply."),
+    Setting("C2C_LEASE_SECONDS", "lease_seconds", "6", _int_range(2, 300),
+            "How long a worker's hold on a switch's event listener lasts unless renewed."),
+    Setting("C2C_CDR_USER", "cdr_user", "c2c", str, "HTTP basic user for /internal/cdr."),
+    Setting("C2C_CDR_PASSWORD", "cdr_password", "", str,
+            "HTTP basic password for /internal/cdr; blank disables the endpoint."),
+    Setting("C2C_INTERNAL_NETWORKS", "internal_networks", "127.0.0.0/8,::1/128", _parse_networks,
+            "Networks allowed to reach /internal/* (comma-separated CIDRs)."),
+    Setting("C2C_LOG_LEVEL", "log_level", "INFO",
+            lambda raw: _choice(raw.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
+            "Logging level."),
+)
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"one of {', '.join(allowed)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    switches: tuple[SwitchAddress, ...]
+    dial_string: str
+    caller_id_for_caller: str
+    ring_timeout: int
+    max_call_minutes: int
+    flood_seconds: int
+    callback_allow_private: bool
+    callback_horizon: int
+    callback_timeout: float
+    settle_grace: int
+    esl_timeout: float
+    lease_seconds: int
+    cdr_user: str
+    cdr_password: str
+    internal_networks: tuple[str, ...]
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read every setting from ``environ`` (default os.environ), then C2C_CONFIG_FILE."""
+        env = dict(os.environ if environ is None else environ)
+        file_values = _read_file(env["C2C_CONFIG_FILE"]) if env.get("C2C_CONFIG_FILE") else {}
+        values = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env, file_values.get(setting.env, setting.default))
+            try:
+                values[setting.field] = setting.parse(raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{setting.env}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> Config:
+        """The defaults, with some fields replaced (for tests and the demo)."""
+        return dataclasses.replace(cls.from_env({}), **overrides)
+
+
+def _read_file(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"C2C_CONFIG_FILE={path!r}: {exc.strerror}") from exc
+    values = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.startswith("C2C_"):
+            raise ConfigError(f"C2C_CONFIG_FILE={path!r}: line {number} is not C2C_NAME=value")
+        values[name] = value.strip()
+    return values
+
+
+def describe() -> str:
+    """A table of every setting, its default and meaning (for `c2c config` and the README)."""
+    rows = [f"{s.env} (default {s.default!r})\n    {s.help}" for s in SETTINGS]
+    return "\n".join(rows)

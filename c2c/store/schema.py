@@ -1,0 +1,173 @@
+"""The tables, as SQLAlchemy Core metadata: the same schema on SQLite and MySQL/MariaDB.
+
+Times are Unix seconds as DOUBLE (portable, no time-zone games). Phone numbers in E.164 are kept as
+BIGINT digits without the '+' (15 digits fit; the DNC list holds millions, so the key stays small).
+States and reasons are short strings/ints; see c2c.calls.states.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Times: Float maps to DOUBLE on MySQL (53-bit mantissa: microseconds for centuries).
+Time = Float(precision=53)
+
+schema_version = Table(
+    "c2c_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", Time, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("api_key_sha256", String(64), nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("credits", Integer, nullable=False, default=0),  # minutes
+    Column("reserved", Integer, nullable=False, default=0),  # minutes held by running calls
+    Column("webhook_secret", String(64), nullable=False),
+    Column("created_at", Time, nullable=False),
+)
+
+# Every change to an account's credits, written in the same transaction as the change.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("balance_after", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # grant, debit, correction
+    Column("call_id", String(36), nullable=True),
+    Column("note", String(200), nullable=True),
+    Column("created_at", Time, nullable=False),
+    Index("ix_ledger_account", "account_id"),
+    UniqueConstraint("call_id", name="uq_ledger_call"),  # a call is debited at most once
+)
+
+dnc = Table(
+    "dnc",
+    metadata,
+    Column("number", BigInteger, primary_key=True, autoincrement=False),  # E.164 digits
+)
+
+coverage_countries = Table(
+    "coverage_countries",
+    metadata,
+    Column("country_code", String(3), primary_key=True),
+    Column("allowed", Boolean, nullable=False),
+)
+
+# Per-country area rules; the longest matching prefix decides. A country with any "allow" rule
+# admits only the areas that match one.
+coverage_areas = Table(
+    "coverage_areas",
+    metadata,
+    Column("country_code", String(3), primary_key=True),
+    Column("prefix", String(14), primary_key=True),
+    Column("allowed", Boolean, nullable=False),
+)
+
+flood = Table(
+    "flood",
+    metadata,
+    Column("number", BigInteger, primary_key=True, autoincrement=False),  # E.164 digits
+    Column("stamped_at", Time, nullable=False),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("caller_country_code", String(3), nullable=False),
+    Column("caller_number", String(14), nullable=False),
+    Column("callee_country_code", String(3), nullable=False),
+    Column("callee_number", String(14), nullable=False),
+    Column("caller_id", String(15), nullable=False),
+    Column("callback_url", String(2048), nullable=True),
+    Column("secret", String(30), nullable=False, default=""),
+    Column("max_minutes", Integer, nullable=False),  # reserved minutes = hard time limit
+    Column("switch", String(255), nullable=False),
+    Column("job_uuid", String(36), nullable=False),
+    Column("caller_uuid", String(36), nullable=False),
+    Column("callee_uuid", String(36), nullable=False),
+    Column("answered", Boolean, nullable=True),
+    Column("minutes", Integer, nullable=True),
+    Column("reason", SmallInteger, nullable=True),  # None when answered
+    Column("billsec", Integer, nullable=True),
+    Column("caller_hangup_cause", String(64), nullable=True),
+    Column("callee_hangup_cause", String(64), nullable=True),
+    Column("caller_sip_status", String(8), nullable=True),
+    Column("callee_sip_status", String(8), nullable=True),
+    Column("caller_gone_at", Time, nullable=True),
+    Column("callee_gone_at", Time, nullable=True),
+    Column("originate_error", String(64), nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("caller_answered_at", Time, nullable=True),
+    Column("callee_answered_at", Time, nullable=True),
+    Column("bridged_at", Time, nullable=True),
+    Column("ended_at", Time, nullable=True),
+    Column("deadline_at", Time, nullable=False),  # past this with no trace: settle failed
+    Index("ix_calls_state_switch", "state", "switch"),
+    Index("ix_calls_job_uuid", "job_uuid"),
+    Index("ix_calls_account_created", "account_id", "created_at"),
+)
+
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("call_id", String(36), ForeignKey("calls.id"), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("url", Text, nullable=False),  # the full URL to GET, parameters appended
+    Column("status", String(12), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Time, nullable=False),
+    Column("claimed_until", Time, nullable=True),
+    Column("last_error", String(255), nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("delivered_at", Time, nullable=True),
+    Index("ix_callbacks_due", "status", "next_attempt_at"),
+)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("callback_id", BigInteger().with_variant(Integer, "sqlite"),
+           ForeignKey("callbacks.id"), nullable=False),
+    Column("at", Time, nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("error", String(255), nullable=True),
+    Index("ix_callback_attempts_cb", "callback_id"),
+)
+
+# Who listens to a switch's events: one holder at a time, renewed before expires_at.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Time, nullable=False),
+)
