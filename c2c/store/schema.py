@@ -25,6 +25,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# InnoDB (row locks, SKIP LOCKED) and utf8mb4 whatever the server's defaults are; ignored by SQLite.
+MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
 # Times: Float maps to DOUBLE on MySQL (53-bit mantissa: microseconds for centuries).
 Time = Float(precision=53)
 
@@ -33,6 +36,7 @@ schema_version = Table(
     metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("applied_at", Time, nullable=False),
+    **MYSQL,
 )
 
 accounts = Table(
@@ -46,6 +50,7 @@ accounts = Table(
     Column("reserved", Integer, nullable=False, default=0),  # minutes held by running calls
     Column("webhook_secret", String(64), nullable=False),
     Column("created_at", Time, nullable=False),
+    **MYSQL,
 )
 
 # Every change to an account's credits, written in the same transaction as the change.
@@ -62,12 +67,15 @@ ledger = Table(
     Column("created_at", Time, nullable=False),
     Index("ix_ledger_account", "account_id"),
     UniqueConstraint("call_id", name="uq_ledger_call"),  # a call is debited at most once
+    **MYSQL,
 )
 
 dnc = Table(
     "dnc",
     metadata,
     Column("number", BigInteger, primary_key=True, autoincrement=False),  # E.164 digits
+    sqlite_with_rowid=False,  # the key is the row: half the size of a rowid table plus index
+    **MYSQL,
 )
 
 coverage_countries = Table(
@@ -75,6 +83,7 @@ coverage_countries = Table(
     metadata,
     Column("country_code", String(3), primary_key=True),
     Column("allowed", Boolean, nullable=False),
+    **MYSQL,
 )
 
 # Per-country area rules; the longest matching prefix decides. A country with any "allow" rule
@@ -85,6 +94,7 @@ coverage_areas = Table(
     Column("country_code", String(3), primary_key=True),
     Column("prefix", String(14), primary_key=True),
     Column("allowed", Boolean, nullable=False),
+    **MYSQL,
 )
 
 flood = Table(
@@ -92,6 +102,8 @@ flood = Table(
     metadata,
     Column("number", BigInteger, primary_key=True, autoincrement=False),  # E.164 digits
     Column("stamped_at", Time, nullable=False),
+    sqlite_with_rowid=False,
+    **MYSQL,
 )
 
 calls = Table(
@@ -123,15 +135,26 @@ calls = Table(
     Column("caller_gone_at", Time, nullable=True),
     Column("callee_gone_at", Time, nullable=True),
     Column("originate_error", String(64), nullable=True),
+    # From the caller leg's originate_disposition / last_bridge_hangup_cause: the callee's fate
+    # when its channel never existed (no events of its own).
+    Column("callee_fate", String(64), nullable=True),
+    # When the caller is gone but the callee's end has not been seen: look again at this time.
+    Column("recheck_at", Time, nullable=True),
     Column("created_at", Time, nullable=False),
     Column("caller_answered_at", Time, nullable=True),
     Column("callee_answered_at", Time, nullable=True),
     Column("bridged_at", Time, nullable=True),
     Column("ended_at", Time, nullable=True),
     Column("deadline_at", Time, nullable=False),  # past this with no trace: settle failed
+    # Added for settlement: when to ask the switch about a callee whose end was not seen, and
+    # the callee's fate as the caller's leg reports it (last_bridge_hangup_cause and the like).
+    Column("recheck_at", Time, nullable=True),
+    Column("callee_fate", String(64), nullable=True),
     Index("ix_calls_state_switch", "state", "switch"),
     Index("ix_calls_job_uuid", "job_uuid"),
     Index("ix_calls_account_created", "account_id", "created_at"),
+    Index("ix_calls_created", "created_at"),  # `c2c calls list`, newest first
+    **MYSQL,
 )
 
 callbacks = Table(
@@ -149,6 +172,7 @@ callbacks = Table(
     Column("created_at", Time, nullable=False),
     Column("delivered_at", Time, nullable=True),
     Index("ix_callbacks_due", "status", "next_attempt_at"),
+    **MYSQL,
 )
 
 callback_attempts = Table(
@@ -161,6 +185,7 @@ callback_attempts = Table(
     Column("http_status", Integer, nullable=True),
     Column("error", String(255), nullable=True),
     Index("ix_callback_attempts_cb", "callback_id"),
+    **MYSQL,
 )
 
 # Who listens to a switch's events: one holder at a time, renewed before expires_at.
@@ -170,4 +195,5 @@ leases = Table(
     Column("name", String(255), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("expires_at", Time, nullable=False),
+    **MYSQL,
 )

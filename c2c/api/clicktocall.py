@@ -1,0 +1,92 @@
+"""`GET|POST /api/clicktocall/`: the public contract of DESIGN.md section 1.
+
+The body is the bare code with HTTP 200, whatever happened (PHP clients read a 4xx as success);
+`Accept: application/json` gets a JSON object with a fitting HTTP status instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+
+from c2c.api.params import BodyTooLarge, request_params
+from c2c.calls.placement import CallPlacer, Placement
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    0: "accepted: the call will be attempted shortly",
+    1: "invalid api_key",
+    2: "no call credits",
+    3: "a phone number is on the Do-Not-Call list",
+    4: "badly formed request",
+    5: "api_key is disabled",
+    6: "flood protection: this phone number was used recently; retry later",
+    7: "caller_phone_number area code not supported",
+    8: "caller_country_code not supported",
+    9: "callee_phone_number area code not supported",
+    10: "callee_country_code not supported",
+    11: "temporarily unable to place calls; retry later",
+}
+
+JSON_STATUS = {
+    0: falcon.HTTP_200,
+    1: falcon.HTTP_401,
+    2: falcon.HTTP_402,
+    3: falcon.HTTP_403,
+    4: falcon.HTTP_400,
+    5: falcon.HTTP_403,
+    6: falcon.HTTP_429,
+    7: falcon.HTTP_422,
+    8: falcon.HTTP_422,
+    9: falcon.HTTP_422,
+    10: falcon.HTTP_422,
+    11: falcon.HTTP_503,
+}
+
+
+def wants_json(req: falcon.Request) -> bool:
+    # Only an explicit application/json counts: browsers send */* and must get the plain code.
+    return "application/json" in (req.get_header("Accept") or "").lower()
+
+
+class ClickToCallResource:
+    def __init__(self, placer: CallPlacer, on_result=None) -> None:
+        self._placer = placer
+        self._on_result = on_result  # metrics hook: called with the code
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._handle(req, resp)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._handle(req, resp)
+
+    def _handle(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            params = request_params(req)
+        except BodyTooLarge:
+            placement = Placement(4, "form body too large")
+        else:
+            placement = self._placer.place(params)
+        if self._on_result is not None:
+            self._on_result(placement.code)
+        write_placement(req, resp, placement)
+
+
+def write_placement(req: falcon.Request, resp: falcon.Response, placement: Placement) -> None:
+    if placement.call_id:
+        resp.set_header("X-C2C-Call-Id", placement.call_id)
+    resp.cache_control = ["no-store"]
+    if wants_json(req):
+        resp.status = JSON_STATUS[placement.code]
+        resp.content_type = falcon.MEDIA_JSON
+        payload = {"code": placement.code, "message": MESSAGES[placement.code]}
+        if placement.call_id:
+            payload["call_id"] = placement.call_id
+        resp.text = json.dumps(payload)
+    else:
+        resp.status = falcon.HTTP_200
+        resp.content_type = "text/plain"
+        resp.text = str(placement.code)

@@ -1,0 +1,125 @@
+"""What a switch event says about one of our calls (pure: an Event in, a small value out).
+
+Settlement must not depend on having seen every intermediate event (a listener may take over
+mid-call), so a leg's HANGUP_COMPLETE is read for everything it carries: answer and bridge times,
+billsec, causes, and on the caller's leg what became of the callee when its channel never existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from c2c.esl.protocol import Event
+
+CALL_ID_VARIABLE = "c2c_call_id"
+LEG_VARIABLE = "c2c_leg"
+CALLER, CALLEE = "caller", "callee"
+
+
+@dataclass(frozen=True)
+class LegEnd:
+    """A leg's CHANNEL_HANGUP_COMPLETE, reduced to what settlement needs."""
+
+    call_id: str
+    leg: str  # CALLER or CALLEE
+    cause: str
+    sip_status: str | None
+    answered_at: float | None
+    bridged_at: float | None
+    ended_at: float
+    billsec: int
+    # Caller leg only: the callee's fate when the callee's channel may never have existed.
+    bridge_failure_cause: str | None = None
+
+
+@dataclass(frozen=True)
+class LegMoment:
+    """CHANNEL_PROGRESS / CHANNEL_ANSWER / CHANNEL_BRIDGE of one of our legs."""
+
+    call_id: str
+    leg: str
+    event_name: str
+    at: float
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A BACKGROUND_JOB: ``+OK <uuid>`` or ``-ERR <CAUSE>``."""
+
+    job_uuid: str
+    ok: bool
+    cause: str | None  # the -ERR cause, None on success
+
+
+def call_of(event: Event) -> tuple[str, str] | None:
+    """(call id, leg) when the event is about one of our channels."""
+    call_id = event.get(f"variable_{CALL_ID_VARIABLE}")
+    leg = event.get(f"variable_{LEG_VARIABLE}")
+    if not call_id or leg not in (CALLER, CALLEE):
+        return None
+    return call_id, leg
+
+
+def _epoch(event: Event, name: str) -> float | None:
+    """A `variable_<name>_uepoch` (microseconds) as seconds; None when 0 or missing."""
+    raw = event.get(f"variable_{name}_uepoch")
+    try:
+        micros = int(raw) if raw else 0
+    except ValueError:
+        return None
+    return micros / 1_000_000 if micros > 0 else None
+
+
+def _event_time(event: Event) -> float:
+    raw = event.get("Event-Date-Timestamp")
+    try:
+        return int(raw) / 1_000_000 if raw else 0.0
+    except ValueError:
+        return 0.0
+
+
+def leg_end(event: Event) -> LegEnd | None:
+    ours = call_of(event)
+    if ours is None:
+        return None
+    call_id, leg = ours
+    cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause") or "NONE"
+    try:
+        billsec = int(event.get("variable_billsec") or 0)
+    except ValueError:
+        billsec = 0
+    failure = None
+    if leg == CALLER:
+        disposition = event.get("variable_originate_disposition")
+        failure = event.get("variable_last_bridge_hangup_cause") or (
+            disposition if disposition and disposition not in ("SUCCESS", "call accepted") else None
+        )
+    return LegEnd(
+        call_id=call_id,
+        leg=leg,
+        cause=cause,
+        sip_status=event.get("variable_sip_term_status") or None,
+        answered_at=_epoch(event, "answer"),
+        bridged_at=_epoch(event, "bridge"),
+        ended_at=_epoch(event, "end") or _event_time(event),
+        billsec=max(billsec, 0),
+        bridge_failure_cause=failure,
+    )
+
+
+def leg_moment(event: Event) -> LegMoment | None:
+    ours = call_of(event)
+    if ours is None:
+        return None
+    return LegMoment(ours[0], ours[1], event.name or "", _event_time(event))
+
+
+def job_result(event: Event) -> JobResult | None:
+    job_uuid = event.get("Job-UUID")
+    if not job_uuid or event.get("Job-Command") != "originate":
+        return None
+    body = (event.body or "").strip()
+    if body.startswith("+OK"):
+        return JobResult(job_uuid, True, None)
+    cause = body[4:].strip() if body.startswith("-ERR") else body
+    return JobResult(job_uuid, False, cause.split()[0] if cause else "UNKNOWN")

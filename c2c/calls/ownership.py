@@ -1,0 +1,187 @@
+"""One event listener per switch across every worker and host, chosen through a lease in the store.
+
+Each worker runs a SwitchOwner per switch. The one holding the lease keeps an event connection open
+and feeds the CallEventListener; it also sweeps the calls that need a look (caller gone but callee
+unseen, or past their deadline). On taking over (and after every reconnect of the event connection,
+since events in the gap are lost) it reconciles every call the store believes in flight there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gevent
+
+from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
+from c2c.calls.settlement import Readiness, failed_outcome, outcome_of, readiness
+from c2c.config import Config, SwitchAddress
+from c2c.errors import C2CError, SwitchError
+from c2c.esl.connection import EslConnection
+from c2c.store import Store
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 1.0
+
+
+def new_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SwitchOwner:
+    def __init__(self, config: Config, address: SwitchAddress, store: Store,
+                 command_connection: Callable[[], EslConnection], holder: str,
+                 on_settled: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._address = address
+        self._store = store
+        self._commands = command_connection
+        self._holder = holder
+        self._clock = clock
+        self._lease_name = f"switch:{address.name}"
+        self.listener = CallEventListener(store, on_settled=on_settled, clock=clock)
+        self._events: EslConnection | None = None
+        self._loop: gevent.Greenlet | None = None
+        self._reconcile_due = False
+
+    @property
+    def holding(self) -> bool:
+        return self._events is not None
+
+    def start(self) -> None:
+        if self._loop is None:
+            self._loop = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.kill(block=True, timeout=5)
+            self._loop = None
+        self._let_go()
+        try:
+            self._store.leases.release(self._lease_name, self._holder)
+        except C2CError as exc:
+            log.warning("could not release the lease on %s: %s", self._address.name, exc)
+
+    def _run(self) -> None:
+        renew_every = max(0.5, self._config.lease_seconds / 3)
+        last_renewal = 0.0
+        while True:
+            now = self._clock()
+            if now - last_renewal >= renew_every:
+                self._renew(now)
+                last_renewal = now
+            if self.holding:
+                try:
+                    if self._reconcile_due:
+                        self.reconcile()
+                        self._reconcile_due = False
+                    self.sweep()
+                except C2CError as exc:
+                    log.warning("sweeping %s failed: %s", self._address.name, exc)
+            gevent.sleep(min(SWEEP_INTERVAL, renew_every))
+
+    def _renew(self, now: float) -> None:
+        try:
+            held = self._store.leases.acquire_or_renew(
+                self._lease_name, self._holder, self._config.lease_seconds, now)
+        except C2CError as exc:
+            # Without the store we cannot prove we still hold it: stop listening so that two
+            # workers never both apply events.
+            log.warning("lease on %s not renewed (%s); letting go", self._address.name, exc)
+            held = False
+        if held and not self.holding:
+            log.info("took over the events of switch %s", self._address.name)
+            self._listen()
+        elif not held and self.holding:
+            log.info("lost the lease on switch %s", self._address.name)
+            self._let_go()
+
+    def _listen(self) -> None:
+        self._events = EslConnection(
+            self._address,
+            timeout=self._config.esl_timeout,
+            events=SUBSCRIBED_EVENTS,
+            filters=list(EVENT_FILTERS),
+            on_event=self.listener.handle,
+            on_connected=self._connected,
+        )
+        self._events.start()
+
+    def _connected(self) -> None:
+        # Events that fired while we were not subscribed are lost: look at every call again.
+        self._reconcile_due = True
+
+    def _let_go(self) -> None:
+        if self._events is not None:
+            self._events.stop()
+            self._events = None
+
+    # -- reconciliation and sweeping -------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Check every call the store believes in flight on this switch."""
+        calls = self._store.calls.in_flight(self._address.name)
+        log.info("reconciling %d call(s) in flight on %s", len(calls), self._address.name)
+        for call in calls:
+            self._examine(call, ask_switch=True)
+
+    def sweep(self) -> None:
+        for call in self._store.calls.needing_attention(self._address.name, self._clock()):
+            self._examine(call, ask_switch=False)
+
+    def _examine(self, call: Mapping[str, Any], ask_switch: bool) -> None:
+        state = readiness(call, self._clock())
+        if state is Readiness.SETTLE:
+            self.listener.settle(call["id"], outcome_of(call), call)
+        elif state is Readiness.ASK_SWITCH:
+            self._settle_if_callee_gone(call)
+        elif state is Readiness.OVERDUE:
+            self._settle_overdue(call)
+        elif ask_switch and call["caller_gone_at"] is not None:
+            self._settle_if_callee_gone(call)
+
+    def _exists(self, channel_uuid: str) -> bool:
+        reply = self._commands().api(f"uuid_exists {channel_uuid}")
+        return reply.strip() == "true"
+
+    def _settle_if_callee_gone(self, call: Mapping[str, Any]) -> None:
+        try:
+            alive = self._exists(call["callee_uuid"])
+        except SwitchError as exc:
+            log.warning("call %s: cannot ask the switch about the callee: %s", call["id"], exc)
+            return
+        if alive:
+            self._store.calls.set_fields(call["id"], {"recheck_at": self._clock() + 5})
+        else:
+            self.listener.settle(call["id"], outcome_of(call), call)
+
+    def _settle_overdue(self, call: Mapping[str, Any]) -> None:
+        try:
+            alive = [u for u in (call["caller_uuid"], call["callee_uuid"]) if self._exists(u)]
+        except SwitchError as exc:
+            log.warning("call %s: overdue, switch unreachable (%s); will retry", call["id"], exc)
+            return
+        if alive:
+            # Past its hard limit: the switch should have ended it. End it now; its hangup events
+            # settle it.
+            for channel in alive:
+                log.warning("call %s: overdue, killing channel %s", call["id"], channel)
+                try:
+                    self._commands().api(f"uuid_kill {channel} ALLOTTED_TIMEOUT")
+                except SwitchError as exc:
+                    log.warning("call %s: uuid_kill failed: %s", call["id"], exc)
+            self._store.calls.set_fields(call["id"], {"deadline_at": self._clock() + 30})
+            return
+        known = call["caller_gone_at"] is not None and (
+            call["callee_gone_at"] is not None or call["caller_answered_at"] is None)
+        outcome = outcome_of(call) if known else failed_outcome()
+        log.warning("call %s: legs gone without a full trace; settling as %s", call["id"],
+                    "recorded" if known else "failed")
+        self.listener.settle(call["id"], outcome, call)

@@ -1,0 +1,136 @@
+"""Accepting a click-to-call request: the checks in DESIGN.md's order, the reservation, the originate.
+
+Order: 1 (key), 5 (disabled), 4 (malformed), 8/7/10/9 (coverage), 3 (DNC), 2 (credits), 6 (flood);
+11 when the store or every switch is unreachable. The store's accept transaction re-checks 2 and 6
+atomically; everything before it only reads, so a rejected request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from c2c.calls.originate import OriginateSpec, build_originate
+from c2c.calls.request import api_key_from, first_coverage_failure, validate_clicktocall
+from c2c.config import Config
+from c2c.errors import (
+    CommandTimeout,
+    RequestRejected,
+    StoreError,
+    SwitchError,
+    SwitchUnavailable,
+)
+from c2c.esl.switches import Switches
+from c2c.store import NewCall, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Placement:
+    code: int
+    message: str = ""
+    call_id: str | None = None
+
+
+class CallPlacer:
+    def __init__(self, config: Config, store: Store, switches: Switches,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._switches = switches
+        self._clock = clock
+
+    def place(self, params: list[tuple[str, str]]) -> Placement:
+        try:
+            return self._place(params)
+        except RequestRejected as rejected:
+            return Placement(rejected.code, rejected.message)
+        except StoreError as exc:
+            log.warning("store unavailable, answering 11: %s", exc)
+            return Placement(11, "store unavailable")
+        except SwitchUnavailable as exc:
+            log.warning("no switch available, answering 11: %s", exc)
+            return Placement(11, "no switch available")
+        except Exception:  # the contract: never a 500, never a traceback to the customer
+            log.exception("unexpected error placing a call; answering 11")
+            return Placement(11, "internal error")
+
+    def _place(self, params: list[tuple[str, str]]) -> Placement:
+        api_key = api_key_from(params)
+        if not api_key:
+            return Placement(1, "missing api_key")
+        account = self._store.accounts.find_by_key(api_key)
+        if account is None:
+            return Placement(1, "unknown api_key")
+        if not account.enabled:
+            return Placement(5, "api_key disabled")
+        request = validate_clicktocall(params)
+        rules = self._store.coverage.rules()
+        failed = first_coverage_failure(request, rules.country_supported, rules.area_supported)
+        if failed is not None:
+            return Placement(failed, "not covered")
+        if self._store.dnc.contains_any([request.caller.e164_int, request.callee.e164_int]):
+            return Placement(3, "number on the Do-Not-Call list")
+        if account.credits - account.reserved < 1:
+            return Placement(2, "no credits")
+
+        connection = self._switches.pick(self._store.calls.in_flight_by_switch())
+        now = self._clock()
+        call_id = str(uuid.uuid4())
+        new_call = NewCall(
+            id=call_id,
+            account_id=account.id,
+            caller=request.caller,
+            callee=request.callee,
+            caller_id=request.caller_id or request.caller.national,
+            callback_url=request.callback_url,
+            secret=request.secret,
+            max_duration=request.max_duration,
+            switch=connection.name,
+            job_uuid=str(uuid.uuid4()),
+            caller_uuid=str(uuid.uuid4()),
+            callee_uuid=str(uuid.uuid4()),
+        )
+        accepted = self._store.accept_call(
+            account.id,
+            new_call,
+            flood_seconds=self._config.flood_seconds,
+            max_call_minutes=self._config.max_call_minutes,
+            ring_timeout=self._config.ring_timeout,
+            settle_grace=self._config.settle_grace,
+            now=now,
+        )
+        self._originate(connection, new_call, accepted.max_minutes)
+        log.info("call %s accepted on %s (%d min reserved)", call_id, connection.name,
+                 accepted.max_minutes)
+        return Placement(0, "accepted", call_id)
+
+    def _originate(self, connection, call: NewCall, max_minutes: int) -> None:
+        spec = OriginateSpec(
+            call_id=call.id,
+            caller=call.caller,
+            callee=call.callee,
+            caller_uuid=call.caller_uuid,
+            callee_uuid=call.callee_uuid,
+            caller_id_for_callee=call.caller_id,
+            caller_id_for_caller=self._config.caller_id_for_caller or call.callee.national,
+            ring_timeout=self._config.ring_timeout,
+            time_limit_seconds=max_minutes * 60,
+        )
+        command = build_originate(spec, self._config.dial_string)
+        try:
+            connection.bgapi(command, job_uuid=call.job_uuid)
+        except CommandTimeout:
+            # The switch may have started the call: keep the row; events, reconciliation or the
+            # deadline settle it.
+            log.warning("call %s: no reply to originate within the timeout; left to settle", call.id)
+        except SwitchError as exc:
+            # Nothing reached the switch (not connected, or refused outright): undo the accept so
+            # the customer may retry, and answer 11.
+            log.warning("call %s: originate not sent (%s); cancelling", call.id, exc)
+            self._store.cancel_call(call.id)
+            raise SwitchUnavailable(str(exc)) from exc

@@ -1,0 +1,66 @@
+"""When a call can be settled, and with what outcome (pure functions of the call row).
+
+A call settles once both legs are gone. The callee's channel only exists after the caller answered,
+so a caller that never answered settles alone. A caller that answered but whose callee's end has not
+been seen waits: normally the callee's HANGUP_COMPLETE is a few milliseconds away; when the callee's
+channel never existed (gateway down, bad number) the switch is asked (`uuid_exists`) at `recheck_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from c2c.calls.outcome import CallOutcome
+from c2c.calls.states import CallState, Reason
+
+# How long after the caller's end to wait for the callee's before asking the switch.
+CALLEE_RECHECK_SECONDS = 2.0
+
+
+class Readiness(str, Enum):
+    WAIT = "wait"  # legs still up, or the callee's end may still arrive
+    SETTLE = "settle"  # everything needed is known
+    ASK_SWITCH = "ask_switch"  # caller gone, callee unknown: does its channel still exist?
+    OVERDUE = "overdue"  # past the deadline with legs unaccounted for
+
+
+def readiness(call: Mapping[str, Any], now: float) -> Readiness:
+    if call["state"] == CallState.ENDED.value:
+        return Readiness.WAIT
+    caller_gone = call["caller_gone_at"] is not None
+    callee_gone = call["callee_gone_at"] is not None
+    caller_answered = call["caller_answered_at"] is not None
+    if caller_gone and (callee_gone or not caller_answered):
+        return Readiness.SETTLE
+    if call["originate_error"] and not caller_answered and not callee_gone:
+        # -ERR from the originate: the caller's channel failed or never existed. Its
+        # HANGUP_COMPLETE (if it existed) comes before the BACKGROUND_JOB, so nothing more is due.
+        return Readiness.SETTLE
+    if now >= call["deadline_at"]:
+        return Readiness.OVERDUE
+    if caller_gone and call["recheck_at"] is not None and now >= call["recheck_at"]:
+        return Readiness.ASK_SWITCH
+    return Readiness.WAIT
+
+
+def outcome_of(call: Mapping[str, Any]) -> CallOutcome:
+    """The outcome from what the row records about both legs."""
+    caller_answered = call["caller_answered_at"] is not None
+    bridged = caller_answered and call["callee_answered_at"] is not None
+    caller_cause = call["caller_hangup_cause"] or call["originate_error"]
+    return CallOutcome.decide(
+        caller_cause=caller_cause,
+        callee_cause=call["callee_hangup_cause"],
+        caller_answered=caller_answered,
+        bridged=bridged,
+        bridged_seconds=int(call["billsec"] or 0),
+        limit_minutes=int(call["max_minutes"]),
+        caller_vars={"last_bridge_hangup_cause": call["callee_fate"] or ""},
+    )
+
+
+def failed_outcome() -> CallOutcome:
+    """A call whose legs cannot be accounted for: failed, reason 0, nothing billed."""
+    return CallOutcome(answered=False, minutes=0, reason=Reason.FAILED, billsec=0)

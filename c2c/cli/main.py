@@ -1,0 +1,65 @@
+"""The `c2c` command: one module per command group, wired here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from c2c.config import Config, describe
+from c2c.errors import C2CError, ConfigError
+
+# Command groups that read the store take the Config; the simulator needs none.
+_CONFIGURED_GROUPS = ("db", "keys", "dnc", "coverage", "calls", "demo", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from c2c.cli import calls, coverage, db, demo, dnc, fakeswitch, keys
+
+    parser = argparse.ArgumentParser(
+        prog="c2c",
+        description="Click-to-call orchestrator for FreeSWITCH.",
+        epilog="Settings come from C2C_* environment variables; `c2c config` lists them.",
+    )
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    for module in (db, keys, dnc, coverage, calls, demo):
+        module.add_parser(sub)
+    fakeswitch.add_parser(sub)
+    config = sub.add_parser("config", help="list every setting with its default")
+    config.set_defaults(func=lambda args, cfg: _print_settings())
+    return parser
+
+
+def _print_settings() -> int:
+    print(describe())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.group == "fakeswitch":
+            from c2c.cli import fakeswitch
+
+            return int(fakeswitch.run(args) or 0)
+        config = Config.from_env() if args.group in _CONFIGURED_GROUPS else None
+        if config is not None:
+            logging.getLogger().setLevel(config.log_level)
+        return int(args.func(args, config) or 0)
+    except ConfigError as exc:
+        print(f"c2c: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except C2CError as exc:
+        print(f"c2c: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
