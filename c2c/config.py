@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,9 +90,11 @@ def _parse_dial_string(raw: str) -> str:
         raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use country_code, number, e164")
     if not fields & {"number", "e164"}:
         raise ValueError("must contain {number} or {e164}")
-    if any(ch in raw for ch in " ,'\"|") or "${" in raw:
-        raise ValueError("must not contain spaces, commas, quotes, '|' or '${'")
-    raw.format(country_code="1", number="5550100", e164="15550100")
+    # The same character set the originate builder accepts for a dial target: nothing that could
+    # open a variable block, an application, a second leg or a channel-variable expansion.
+    sample = raw.format(country_code="1", number="5550100000", e164="+15550100000")
+    if not re.fullmatch(r"[A-Za-z0-9_+@:./;=-]+", sample) or ":_:" in sample:
+        raise ValueError("may only hold letters, digits and _ + @ : . / ; = - around the placeholders")
     return raw
 
 

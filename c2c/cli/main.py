@@ -37,6 +37,12 @@ def _print_settings() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["demo"], ["fakeswitch"]):
+        # These serve sockets with gevent: patch before anything else opens or imports one.
+        from gevent import monkey
+
+        monkey.patch_all()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -1,0 +1,67 @@
+"""The composition root: builds the store, the switch connections, the call placer, the event
+owners and the callback dispatcher from a Config. Building opens nothing; start() (run in each
+gunicorn worker after the fork, or by `c2c demo`) connects and spawns the background greenlets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from c2c.api.metrics import Metrics
+from c2c.callbacks.dispatcher import CallbackDispatcher
+from c2c.calls.ownership import SwitchOwner, new_holder_id
+from c2c.calls.placement import CallPlacer
+from c2c.config import Config
+from c2c.esl.switches import Switches
+from c2c.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, config: Config, store: Store, switches: Switches,
+                 on_settled: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.switches = switches
+        self.metrics = Metrics()
+        self.placer = CallPlacer(config, store, switches)
+        self.dispatcher = CallbackDispatcher(store, config)
+        self._on_settled_hook = on_settled
+        holder = new_holder_id()
+        self.owners = [
+            SwitchOwner(config, address, store,
+                        command_connection=lambda name=address.name: switches.get(name),
+                        holder=holder, on_settled=self._settled)
+            for address in config.switches
+        ]
+        self._started = False
+
+    @classmethod
+    def build(cls, config: Config, on_settled: Callable[[str], None] | None = None) -> Runtime:
+        return cls(config, Store.from_url(config.database_url), Switches(config), on_settled)
+
+    def _settled(self, call_id: str) -> None:
+        self.dispatcher.wake()
+        if self._on_settled_hook is not None:
+            self._on_settled_hook(call_id)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.switches.start()
+        for owner in self.owners:
+            owner.start()
+        self.dispatcher.start()
+        log.info("c2c started: %d switch(es)", len(self.owners))
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.dispatcher.stop()
+        for owner in self.owners:
+            owner.stop()
+        self.switches.stop()

@@ -1,0 +1,110 @@
+"""The outcome of a finished call: minutes and the callback's reason (DESIGN.md section 2; pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from c2c.calls.states import Reason
+
+_REASON_BY_CAUSE: dict[str, Reason] = {
+    "USER_BUSY": Reason.BUSY,
+    "NO_ANSWER": Reason.RING_TIMEOUT,
+    "NO_USER_RESPONSE": Reason.RING_TIMEOUT,
+    "RECOVERY_ON_TIMER_EXPIRE": Reason.RING_TIMEOUT,
+    # Only ever judged on the leg that did not connect, so this is "before answer": leg_timeout
+    # expiry (06c/06d). The limit's own sched_hangup happens on a bridged call, which has no reason.
+    "ALLOTTED_TIMEOUT": Reason.RING_TIMEOUT,
+    "NORMAL_CIRCUIT_CONGESTION": Reason.CONGESTION,
+    "SWITCH_CONGESTION": Reason.CONGESTION,
+    "NORMAL_TEMPORARY_FAILURE": Reason.CONGESTION,  # what a SIP 503 becomes (05)
+    # A person hanging up or declining before the bridge.
+    "ORIGINATOR_CANCEL": Reason.HUNG_UP,
+    "NORMAL_CLEARING": Reason.HUNG_UP,
+    "CALL_REJECTED": Reason.HUNG_UP,
+}
+
+# Values of originate_disposition that are not a hangup cause (the originate succeeded).
+_NOT_A_CAUSE = frozenset({"", "SUCCESS", "CALL ACCEPTED", "ANSWER", "EARLY"})
+
+
+def minutes_from_seconds(seconds: int) -> int:
+    """Whole minutes, rounded up: 0 -> 0, 1 -> 1, 60 -> 1, 61 -> 2."""
+    if seconds < 0:
+        raise ValueError("seconds must not be negative")
+    return -(-seconds // 60)
+
+
+def billable_minutes(bridged_seconds: int, limit_minutes: int | None) -> int:
+    """Minutes to bill: rounded up, never above the call's limit (so never above what it reserved).
+
+    Negative seconds (clock skew between legs) bill 0 rather than stopping a settlement.
+    """
+    minutes = minutes_from_seconds(max(0, bridged_seconds))
+    return minutes if limit_minutes is None else min(minutes, max(0, limit_minutes))
+
+
+def reason_for_cause(cause: str | None) -> Reason:
+    """The reason one hangup cause stands for; anything unlisted (or missing) is FAILED."""
+    return _REASON_BY_CAUSE.get((cause or "").strip().upper(), Reason.FAILED)
+
+
+def reason_for(
+    caller_cause: str | None,
+    callee_cause: str | None,
+    caller_answered: bool,
+    bridged: bool,
+    caller_vars: Mapping[str, str] | None = None,
+) -> Reason | None:
+    """The callback's reason; None when the two people were connected.
+
+    ``bridged`` means the callee answered and the legs were bridged. The deciding leg is the
+    caller's if the caller never answered (``caller_cause`` may be the BACKGROUND_JOB's ``-ERR``
+    cause when no channel was created), else the callee's. The caller's leg usually ends
+    NORMAL_CLEARING whatever befell the callee, so when the callee's channel never existed its fate
+    is read from the caller leg's variables (names with or without the ``variable_`` prefix).
+    """
+    if bridged:
+        return None
+    if not caller_answered:
+        return reason_for_cause(caller_cause)
+    cause = callee_cause or _callee_fate_from_caller(caller_vars or {}) or caller_cause
+    return reason_for_cause(cause)
+
+
+def _callee_fate_from_caller(caller_vars: Mapping[str, str]) -> str | None:
+    for name in ("originate_disposition", "last_bridge_hangup_cause", "originate_failed_cause"):
+        value = caller_vars.get(name) or caller_vars.get("variable_" + name) or ""
+        if value.strip().upper() not in _NOT_A_CAUSE:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What settlement records and the callback reports."""
+
+    answered: bool  # both people answered and were bridged
+    minutes: int  # billed, rounded up, capped at the limit; 0 if never connected
+    reason: Reason | None  # None when answered
+    billsec: int  # seconds the two were connected, as measured
+
+    @classmethod
+    def decide(
+        cls,
+        *,
+        caller_cause: str | None,
+        callee_cause: str | None,
+        caller_answered: bool,
+        bridged: bool,
+        bridged_seconds: int,
+        limit_minutes: int | None,
+        caller_vars: Mapping[str, str] | None = None,
+    ) -> CallOutcome:
+        seconds = max(0, bridged_seconds) if bridged else 0
+        return cls(
+            answered=bridged,
+            minutes=billable_minutes(seconds, limit_minutes),
+            reason=reason_for(caller_cause, callee_cause, caller_answered, bridged, caller_vars),
+            billsec=seconds,
+        )
