@@ -26,6 +26,10 @@ class CommandTimeout(SwitchError):
     """A command sent to the switch got no reply in time."""
 
 
+class ReplyLost(CommandTimeout):
+    """The command was sent but the connection closed before its reply: it may have run."""
+
+
 class CommandFailed(SwitchError):
     """The switch answered a command with -ERR."""
 

@@ -32,7 +32,7 @@ class Runtime:
         holder = new_holder_id()
         self.owners = [
             SwitchOwner(config, address, store,
-                        command_connection=lambda name=address.name: switches.get(name),
+                        command_connection=lambda name=address.name: switches[name],
                         holder=holder, on_settled=self._settled)
             for address in config.switches
         ]

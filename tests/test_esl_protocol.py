@@ -1,0 +1,460 @@
+"""The wire codec against real FreeSWITCH traffic (esl-captures) and against itself."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from c2c.esl import protocol
+from c2c.esl.protocol import (
+    Command,
+    CommandParser,
+    Event,
+    Frame,
+    FrameParser,
+    ProtocolError,
+    encode_command,
+    encode_event_json,
+    encode_event_plain,
+    encode_frame,
+    parse_event,
+    url_decode,
+    url_encode,
+)
+from tests import esl_captures
+
+RECORDINGS = esl_captures.recording_names()
+needs_captures = pytest.mark.skipif(not RECORDINGS, reason="esl-captures not found")
+
+
+def feed_in_pieces(data: bytes, cuts: list[int]) -> list[Frame]:
+    parser = FrameParser()
+    frames: list[Frame] = []
+    start = 0
+    for cut in [*sorted(cuts), len(data)]:
+        frames += parser.feed(data[start:cut])
+        start = cut
+    assert parser.buffered == 0
+    return frames
+
+
+def assert_matches_transcript(name: str, frames: list[Frame]) -> None:
+    expected = esl_captures.received(name)
+    assert len(frames) == len(expected)
+    for frame, want in zip(frames, expected, strict=True):
+        assert frame.headers == want.headers, (name, want.number)
+        assert frame.body == want.body, (name, want.number)
+        assert frame.content_type == want.content_type
+        assert len(frame.body) == want.content_length
+
+
+def event_frames(name: str) -> list[Frame]:
+    return [f for f in FrameParser().feed(esl_captures.raw_bytes(name)) if f.is_event]
+
+
+# ---------------------------------------------------------------------------------------------
+# Framing: every recording, whole, byte by byte, and cut anywhere
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_recording_whole_matches_transcript(name: str) -> None:
+    parser = FrameParser()
+    frames = parser.feed(esl_captures.raw_bytes(name))
+    assert parser.buffered == 0
+    assert_matches_transcript(name, frames)
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_recording_byte_by_byte_matches_transcript(name: str) -> None:
+    raw = esl_captures.raw_bytes(name)
+    assert_matches_transcript(name, feed_in_pieces(raw, list(range(1, len(raw)))))
+
+
+@needs_captures
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_recording_cut_at_random_points_matches_transcript(data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(RECORDINGS))
+    raw = esl_captures.raw_bytes(name)
+    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=40))
+    assert_matches_transcript(name, feed_in_pieces(raw, cuts))
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_encode_frame_reproduces_the_recording(name: str) -> None:
+    raw = esl_captures.raw_bytes(name)
+    frames = FrameParser().feed(raw)
+    assert b"".join(encode_frame(f.headers, f.body) for f in frames) == raw
+
+
+def test_frame_accessors() -> None:
+    (reply,) = FrameParser().feed(
+        b"Content-Type: command/reply\nReply-Text: +OK Job-UUID: abc\nJob-UUID: abc\n\n"
+    )
+    assert reply.content_type == "command/reply"
+    assert reply.reply_text == "+OK Job-UUID: abc"
+    assert reply.get("job-uuid") == "abc"
+    assert reply.get("Missing", "x") == "x"
+    (api,) = FrameParser().feed(b"Content-Type: api/response\nContent-Length: 5\n\nfalse")
+    assert api.reply_text == "false"
+    assert not api.is_event
+
+
+def test_body_length_counts_bytes_not_characters() -> None:
+    body = "Zürich ☎\n".encode()
+    data = encode_frame([("Content-Type", "api/response")], body)
+    assert data == b"Content-Type: api/response\nContent-Length: 12\n\n" + body
+    assert FrameParser().feed(data) == [
+        Frame([("Content-Type", "api/response"), ("Content-Length", "12")], body)
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Content-Type: api/response\nContent-Length: nope\n\n",
+        b"Content-Type: api/response\nContent-Length: -1\n\n",
+        b"Content-Type: api/response\nContent-Length: 99999999999\n\n",
+        b"Content-Type: api/response\ngarbage line\n\n",
+    ],
+)
+def test_bad_frames_raise_protocol_error(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        FrameParser().feed(data)
+
+
+def test_long_body_in_many_chunks_is_not_rejoined_quadratically() -> None:
+    body = b"x" * 300_000
+    data = (
+        encode_frame([("Content-Type", "api/response")], body) + b"Content-Type: auth/request\n\n"
+    )
+    frames = feed_in_pieces(data, list(range(1000, len(data), 1000)))
+    assert [f.body for f in frames] == [body, b""]
+
+
+# ---------------------------------------------------------------------------------------------
+# Server frames built by the helpers are byte-exact with the recordings
+
+
+@needs_captures
+def test_frame_helpers_match_recorded_bytes() -> None:
+    raw = esl_captures.raw_bytes("13_protocol_misc")
+    job = "11111111-2222-3333-4444-555555555555"
+    expected_pieces = [
+        protocol.auth_request_frame(),
+        protocol.command_reply_frame("+OK accepted"),
+        protocol.command_reply_frame("+OK event listener enabled plain"),
+        protocol.api_response_frame("-ERR no_such_command Command not found!\n"),
+        protocol.command_reply_frame("-ERR command not found"),
+        protocol.command_reply_frame(f"+OK Job-UUID: {job}", [("Job-UUID", job)]),
+        protocol.api_response_frame("false"),
+        protocol.disconnect_notice_frame(),
+    ]
+    for piece in expected_pieces:
+        assert piece in raw
+    shutdown = esl_captures.raw_bytes("15_freeswitch_shutdown_while_connected")
+    assert protocol.disconnect_notice_frame(protocol.DISCONNECT_SHUTDOWN) in shutdown
+
+
+def test_encode_frame_checks_a_given_content_length() -> None:
+    with pytest.raises(ValueError):
+        encode_frame([("Content-Type", "api/response"), ("Content-Length", "3")], b"four")
+
+
+def test_rude_rejection_and_log_data_frames() -> None:
+    rude = protocol.rude_rejection_frame()
+    assert (
+        rude
+        == b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
+    )
+    log = protocol.log_data_frame("hello\n", 7, 1, "f.c", "fn", 12, "")
+    (frame,) = FrameParser().feed(log)
+    assert frame.content_type == "log/data"
+    assert frame.get("Log-Level") == "7"
+    assert frame.body == b"hello\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_events_round_trip_byte_exact(name: str) -> None:
+    for frame in event_frames(name):
+        event = parse_event(frame)
+        encoder = {
+            "plain": encode_event_plain,
+            "json": encode_event_json,
+            "xml": protocol.encode_event_xml,
+        }[event.format]
+        assert encoder(event.headers, event.body) == frame.body
+        assert protocol.encode_event(event.headers, event.body, event.format) == encode_frame(
+            frame.headers, frame.body
+        )
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_plain_events_decode_as_the_careful_path_does(name: str) -> None:
+    for frame in event_frames(name):
+        if frame.content_type != "text/event-plain":
+            continue
+        event = parse_event(frame)
+        block = frame.body.split(b"\n\n", 1)[0]
+        slow = protocol._decode_plain_block_slowly(block)
+        if event.body is not None:
+            assert slow.pop() == ("Content-Length", str(len(event.body.encode())))
+        assert event.headers == slow
+
+
+@needs_captures
+def test_background_job_body_and_headers() -> None:
+    frames = event_frames("13_protocol_misc")
+    status, busy = (parse_event(f) for f in frames[:2])
+    assert status.name == "BACKGROUND_JOB"
+    assert status.job_uuid == "11111111-2222-3333-4444-555555555555"
+    assert status.body is not None and status.body.startswith("UP 0 years")
+    assert status.body.endswith("Current Stack Size/Max 240K/8192K\n")
+    assert len(status.body.encode()) == 335
+    assert status.get("Content-Length") is None  # the body's length is not a header
+    assert status.get("Event-Date-GMT") == "Thu, 26 Nov 2026 23:01:42 GMT"
+    assert status.get("FreeSWITCH-IPv6") == "fd00::2"
+    assert busy.body == "-ERR USER_BUSY\n"
+    assert busy.get("Job-Command-Arg") == "{call_timeout=20}loopback/9486/default &park"
+
+
+@needs_captures
+@pytest.mark.parametrize(
+    "name", ["02_loopback_originate_bridge_plain", "11_event_json_loopback_originate_bridge"]
+)
+def test_duplicate_headers_and_arrays_are_kept(name: str) -> None:
+    events = [parse_event(f) for f in event_frames(name)]
+    hangups = [e for e in events if e.name == "CHANNEL_HANGUP_COMPLETE"]
+    assert hangups
+    for event in hangups:
+        causes = event.get_all("Hangup-Cause")
+        assert len(causes) == 2 and causes[0] == causes[1] == event.get("Hangup-Cause")
+        assert event.unique_id == event.variable("uuid")
+    assert any(e.variable("DP_MATCH") == "ARRAY::9999|:9999" for e in hangups)
+    jobs = [e for e in events if e.name == "BACKGROUND_JOB"]
+    assert jobs and all(e.body and e.body[:4] in ("+OK ", "-ERR") for e in jobs)
+
+
+@needs_captures
+def test_json_event_matches_plain_semantics() -> None:
+    frames = event_frames("11_event_json_loopback_originate_bridge")
+    job = next(parse_event(f) for f in frames if b'"BACKGROUND_JOB"' in f.body[:40])
+    assert job.format == "json"
+    assert job.body == "+OK d0cb2f06-1e11-426a-92c1-2104b956c278\n"
+    assert job.get("Content-Length") is None
+    assert job.get("FreeSWITCH-IPv6") == "fd00::2"
+
+
+@needs_captures
+def test_xml_events_parse() -> None:
+    events = [parse_event(f) for f in event_frames("12_event_xml_short")]
+    job = next(e for e in events if e.name == "BACKGROUND_JOB")
+    assert job.format == "xml"
+    assert job.body == "+OK ca1355f6-fabc-45e4-b762-68e1371d0458\n"
+    assert job.get("Event-Date-GMT") == "Thu, 26 Nov 2026 23:01:35 GMT"
+    hangup = next(e for e in events if e.name == "CHANNEL_HANGUP_COMPLETE")
+    assert hangup.get_all("Hangup-Cause") == ["NORMAL_CLEARING", "NORMAL_CLEARING"]
+    assert hangup.get("Caller-Callee-ID-Name") == "Outbound Call"
+
+
+def test_parse_event_refuses_non_event_frames() -> None:
+    with pytest.raises(ProtocolError):
+        parse_event(Frame([("Content-Type", "command/reply")]))
+
+
+def test_event_accessors() -> None:
+    event = Event(
+        [
+            ("Event-Name", "CUSTOM"),
+            ("Event-Subclass", "sofia::register"),
+            ("variable_x", "1"),
+            ("variable_x", "2"),
+        ]
+    )
+    assert event.name == "CUSTOM" and event.subclass == "sofia::register"
+    assert event.variable("x") == "1"
+    assert "variable_x" in event and "nope" not in event
+    assert event.get_all("variable_x") == ["1", "2"]
+
+
+# ---------------------------------------------------------------------------------------------
+# URL encoding as switch_url_encode does it
+
+
+@pytest.mark.parametrize(
+    ("raw", "encoded"),
+    [
+        ("fd00::2", "fd00%3A%3A2"),
+        ("Thu, 26 Nov 2026 23:01:42 GMT", "Thu,%2026%20Nov%202026%2023%3A01%3A42%20GMT"),
+        ("{a=b}x/y &bridge(z)", "%7Ba%3Db%7Dx/y%20%26bridge(z)"),
+        (
+            'a+b;c<d>e?f@g[h]i^j`k|l"m#n\\o',
+            "a%2Bb%3Bc%3Cd%3Ee%3Ff%40g%5Bh%5Di%5Ej%60k%7Cl%22m%23n%5Co",
+        ),
+        ("line\r\nnext\t", "line%0D%0Anext%09"),
+        ("!$'()*,-./_~", "!$'()*,-./_~"),
+        ("Zürich", "Z%C3%BCrich"),
+        ("100%", "100%25"),
+        ("%4", "%254"),
+        ("%41 stays", "%41%20stays"),  # switch_url_encode leaves %XX (uppercase hex) alone
+        ("%4a is escaped", "%254a%20is%20escaped"),
+        ("\x7f", "%7F"),
+    ],
+)
+def test_url_encode_like_freeswitch(raw: str, encoded: str) -> None:
+    assert url_encode(raw) == encoded
+
+
+def test_url_decode_keeps_stray_percent_and_plus() -> None:
+    assert url_decode("a+b%20c%zz%") == "a+b c%zz%"
+
+
+header_names = st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True)
+header_values = st.text(min_size=1, max_size=40).filter(lambda v: "\x00" not in v)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(header_names, header_values), min_size=1, max_size=12),
+    st.none() | st.text(min_size=1, max_size=60),
+)
+def test_plain_event_round_trip(headers: list[tuple[str, str]], body: str | None) -> None:
+    event = protocol.parse_event_plain(encode_event_plain(headers, body))
+    # FreeSWITCH's encoding is lossy only for values that already hold %XX
+    assert event.headers == [(name, url_decode(url_encode(value))) for name, value in headers]
+    assert event.body == body
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(header_names, header_values.filter(lambda v: "|:" not in v)), max_size=12),
+    st.none() | st.text(min_size=1, max_size=60),
+)
+def test_json_event_round_trip(headers: list[tuple[str, str]], body: str | None) -> None:
+    data = encode_event_json(headers, body)
+    json.loads(data)  # valid JSON
+    event = protocol.parse_event_json(data)
+    assert event.headers == headers
+    assert event.body == body
+    assert encode_event_json(event.headers, event.body) == data
+
+
+_FS_SHAPED_LINE = re.compile(rb"[^: \n]+: [^: \n]*")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.binary(max_size=80) | st.text(alphabet=": \n%=AF0a\r\x00é-_b", max_size=60).map(str.encode)
+)
+def test_quick_plain_decoding_agrees_with_the_careful_one(block: bytes) -> None:
+    quick = protocol._decode_plain_block_quickly(block)
+    slow = protocol._decode_plain_block_slowly(block)
+    if quick is not None and all(_FS_SHAPED_LINE.fullmatch(line) for line in block.split(b"\n")):
+        assert quick == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_arbitrary_event_bodies_parse_or_raise_protocol_error(data: bytes) -> None:
+    try:
+        event = protocol.parse_event_plain(data)
+    except ProtocolError:
+        return
+    assert all(isinstance(n, str) and isinstance(v, str) for n, v in event.headers)
+
+
+def test_body_that_looks_like_an_event_is_not_mistaken_for_headers() -> None:
+    # a body ending in its own "Content-Length: N\n\n..." must not move the cut
+    inner = "X: y\nContent-Length: 3\n\nabc"
+    data = encode_event_plain([("Event-Name", "BACKGROUND_JOB")], inner)
+    event = protocol.parse_event_plain(data)
+    assert event.headers == [("Event-Name", "BACKGROUND_JOB")]
+    assert event.body == inner
+    ends_blank = encode_event_plain([("Event-Name", "API")], "two\n\n")
+    assert protocol.parse_event_plain(ends_blank).body == "two\n\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands (client to server)
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_recorded_commands_parse_and_re_encode(name: str) -> None:
+    for sent in esl_captures.sent(name):
+        (command,) = CommandParser().feed(sent.raw)
+        assert encode_command(command.line, command.headers, command.body) == sent.raw
+
+
+def test_encode_command_with_headers_and_body() -> None:
+    assert encode_command("bgapi status", [("Job-UUID", "j1")]) == b"bgapi status\nJob-UUID: j1\n\n"
+    assert encode_command("sendevent CUSTOM", [("A", "b")], b"hi") == (
+        b"sendevent CUSTOM\nA: b\nContent-Length: 2\n\nhi"
+    )
+    with pytest.raises(ValueError):
+        encode_command("api status\n\nexit")
+    with pytest.raises(ValueError):
+        encode_command("bgapi status", [("Job-UUID", "x\ny")])
+
+
+def test_command_parser_follows_the_server_rules() -> None:
+    data = (
+        b"\n\r\nauth ClueCon\r\n\r\n"  # blank lines first; CRLF framing
+        b"bgapi status\njob-uuid:   j-1\n\n"  # header names any case; leading spaces stripped
+        b"api status\n\r\n"  # a CR does not reset the newline count
+        b"sendevent CUSTOM\nContent-Length: 5\n\nhello"
+        b"exit\n\n"
+    )
+    commands = CommandParser().feed(data)
+    assert [c.line for c in commands] == [
+        "auth ClueCon",
+        "bgapi status",
+        "api status",
+        "sendevent CUSTOM",
+        "exit",
+    ]
+    assert commands[1].get("Job-UUID") == "j-1"
+    assert commands[1].name == "bgapi" and commands[1].args == "status"
+    assert commands[3].body == b"hello"
+    assert commands[4] == Command("exit")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 200), max_size=20))
+def test_command_parser_any_chunking(cuts: list[int]) -> None:
+    data = (
+        b"auth ClueCon\n\nbgapi originate x\nJob-UUID: j\n\n"
+        b"sendevent CUSTOM\nContent-Length: 4\n\n\n\n\n\nevent plain ALL\n\n"
+    )
+    parser = CommandParser()
+    commands: list[Command] = []
+    start = 0
+    for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
+        commands += parser.feed(data[start:cut])
+        start = cut
+    assert commands == CommandParser().feed(data)
+    assert [c.line for c in commands] == [
+        "auth ClueCon",
+        "bgapi originate x",
+        "sendevent CUSTOM",
+        "event plain ALL",
+    ]
+    assert commands[2].body == b"\n\n\n\n"
+
+
+def test_command_parser_rejects_absurd_content_length() -> None:
+    with pytest.raises(ProtocolError):
+        CommandParser().feed(b"sendevent X\nContent-Length: 99999999999\n\n")
