@@ -1,0 +1,220 @@
+"""Sending one callback: a signed GET to the customer's URL, on a vetted address, no redirects.
+
+The host is resolved here and every address it has is checked (address_guard); the connection
+then goes to one of those IPs, never to the name again, so a DNS answer that changes in between
+cannot lead inside the operator's network. The Host header, TLS SNI and the certificate check
+still use the URL's hostname.
+
+urllib3's connection classes are used directly: no pool, no retries, no redirects, no proxy from
+the environment (any of which would connect somewhere we did not vet), and no rewriting of the
+request target (what is signed is byte for byte what is sent). Under gevent's monkey patching
+their sockets and the resolver cooperate like any other.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import HTTPError
+from urllib3.util.ssl_match_hostname import CertificateError
+
+from c2c.callbacks.address_guard import (
+    Resolver,
+    UnsafeCallbackAddress,
+    check_url_host,
+    resolve_with_getaddrinfo,
+)
+from c2c.callbacks.signing import sign
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "c2c-callback/1"
+MAX_ADDRESSES_TRIED = 3  # a host with many dead addresses must not hold a sender for long
+MAX_BODY_BYTES = 1024  # the body means nothing to us; read at most this much of it
+
+# Printable ASCII except space passes as is (already-escaped '%XX' included); anything else is
+# percent-encoded as UTF-8, since http.client refuses spaces and controls in a request line.
+_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+_SECRET_PARAM = re.compile(r"(?i)((?:^|[?&;])secret=)[^&;#]*")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    http_status: int | None
+    error: str | None
+    # False when trying again cannot help: the URL is malformed or its address is refused.
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class _Target:
+    scheme: str
+    hostname: str  # lowercased, IPv6 without brackets
+    port: int
+    host_header: str  # the URL's host[:port] as written
+    request_target: str  # path and query as sent on the request line (and signed)
+    authorization: str | None  # from user:password@ in the URL, if any
+
+    @classmethod
+    def parse(cls, url: str) -> _Target:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an absolute http(s) URL")
+        port = parts.port or (443 if scheme == "https" else 80)  # ValueError on a bad port
+        target = parts.path or "/"
+        if parts.query:
+            target = f"{target}?{parts.query}"
+        authorization = None
+        if parts.username is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        return cls(
+            scheme=scheme,
+            hostname=parts.hostname,
+            port=port,
+            host_header=parts.netloc.rpartition("@")[2],
+            request_target=quote(target, safe=_TARGET_SAFE),
+            authorization=authorization,
+        )
+
+
+def request_target(url: str) -> str:
+    """The path and query ``send_callback`` puts on the request line (and signs) for ``url``."""
+    return _Target.parse(url).request_target
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log line: no user:password, and the ``secret`` parameter's value hidden."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        query = _SECRET_PARAM.sub(r"\1***", parts.query)
+    except ValueError:
+        return "<unparsable URL>"
+    return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
+
+
+def send_callback(
+    url: str,
+    secret: str,
+    call_id: str,
+    timeout: float,
+    allow_private: bool,
+    now: Callable[[], float] = time.time,
+    *,
+    resolve: Resolver = resolve_with_getaddrinfo,
+    ca_certs: str | None = None,
+) -> SendResult:
+    """GET ``url`` once, signed with ``secret``; 2xx is success, anything else a failure.
+
+    ``timeout`` bounds connecting and each read. ``ca_certs`` replaces the system's trusted
+    CAs (tests). Never raises for network or HTTP trouble: the result says what happened.
+    """
+    try:
+        target = _Target.parse(url)
+    except ValueError as exc:
+        return SendResult(False, None, f"bad callback URL: {exc}", retryable=False)
+    try:
+        addresses = check_url_host(url, resolve, allow_private=allow_private)
+    except UnsafeCallbackAddress as exc:
+        return SendResult(False, None, exc.message, retryable=False)
+    except OSError as exc:
+        return SendResult(False, None, f"cannot resolve {target.hostname}: {_describe(exc)}")
+
+    timestamp = int(now())
+    headers = {
+        "Host": target.host_header,
+        "User-Agent": USER_AGENT,
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+        "Connection": "close",
+        "X-C2C-Call-Id": call_id,
+        "X-C2C-Timestamp": str(timestamp),
+        "X-C2C-Signature": sign(secret, timestamp, target.request_target),
+    }
+    if target.authorization:
+        headers["Authorization"] = target.authorization
+
+    error = "no address to connect to"
+    for address in addresses[:MAX_ADDRESSES_TRIED]:
+        connection = _connection(target, address, timeout, ca_certs)
+        try:
+            try:
+                connection.connect()
+            except (OSError, HTTPError, CertificateError) as exc:
+                # Nothing was sent: the next address may work.
+                error = f"connect to {_show(address)}:{target.port} failed: {_describe(exc)}"
+                log.debug("call %s: %s", call_id, error)
+                continue
+            return _exchange(connection, target, headers)
+        finally:
+            connection.close()
+    return SendResult(False, None, error)
+
+
+def _connection(
+    target: _Target, address: str, timeout: float, ca_certs: str | None
+) -> HTTPConnection:
+    if target.scheme == "http":
+        return HTTPConnection(address, target.port, timeout=timeout)
+    # SNI and the certificate check use the hostname; the TCP connection goes to the address.
+    return HTTPSConnection(
+        address,
+        target.port,
+        timeout=timeout,
+        server_hostname=target.hostname,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=ca_certs,
+    )
+
+
+def _exchange(connection: HTTPConnection, target: _Target, headers: dict[str, str]) -> SendResult:
+    """Send the request on a connected ``connection`` and judge the answer by its status."""
+    try:
+        connection.request("GET", target.request_target, headers=headers, preload_content=False)
+        response = connection.getresponse()
+    except (OSError, HTTPError, http.client.HTTPException) as exc:
+        return SendResult(False, None, f"request failed: {_describe(exc)}")
+    status = response.status
+    if 200 <= status < 300:
+        return SendResult(True, status, None)
+    if 300 <= status < 400:
+        return SendResult(False, status, f"redirect refused (HTTP {status})")
+    return SendResult(False, status, f"HTTP {status}")
+
+
+def _describe(exc: BaseException) -> str:
+    """A short text about a network error, without URLs or object reprs."""
+    cause = exc.__cause__ if isinstance(exc, HTTPError) and exc.__cause__ else exc
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, ConnectionResetError):
+        return "connection reset"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError | CertificateError):
+        return f"TLS error: {cause}"
+    if isinstance(cause, http.client.RemoteDisconnected):
+        return "closed without an answer"
+    if isinstance(cause, http.client.HTTPException):
+        return f"bad HTTP answer ({type(cause).__name__})"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return type(cause).__name__
+
+
+def _show(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
