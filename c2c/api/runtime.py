@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from c2c.api.metrics import Metrics
 from c2c.callbacks.dispatcher import CallbackDispatcher
+from c2c.calls.listener import CallEventListener
 from c2c.calls.ownership import SwitchOwner, new_holder_id
 from c2c.calls.placement import CallPlacer
 from c2c.config import Config
@@ -29,11 +30,13 @@ class Runtime:
         self.placer = CallPlacer(config, store, switches)
         self.dispatcher = CallbackDispatcher(store, config)
         self._on_settled_hook = on_settled
+        # For the CDR endpoint (any worker): the same idempotent path as the events.
+        self.listener = CallEventListener(store, on_settled=self.on_settled)
         holder = new_holder_id()
         self.owners = [
             SwitchOwner(config, address, store,
                         command_connection=lambda name=address.name: switches[name],
-                        holder=holder, on_settled=self._settled)
+                        holder=holder, on_settled=self.on_settled)
             for address in config.switches
         ]
         self._started = False
@@ -42,7 +45,7 @@ class Runtime:
     def build(cls, config: Config, on_settled: Callable[[str], None] | None = None) -> Runtime:
         return cls(config, Store.from_url(config.database_url), Switches(config), on_settled)
 
-    def _settled(self, call_id: str) -> None:
+    def on_settled(self, call_id: str) -> None:
         self.dispatcher.wake()
         if self._on_settled_hook is not None:
             self._on_settled_hook(call_id)

@@ -7,6 +7,7 @@ billsec, causes, and on the caller's leg what became of the callee when its chan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from c2c.esl.protocol import Event
@@ -60,16 +61,6 @@ def call_of(event: Event) -> tuple[str, str] | None:
     return call_id, leg
 
 
-def _epoch(event: Event, name: str) -> float | None:
-    """A `variable_<name>_uepoch` (microseconds) as seconds; None when 0 or missing."""
-    raw = event.get(f"variable_{name}_uepoch")
-    try:
-        micros = int(raw) if raw else 0
-    except ValueError:
-        return None
-    return micros / 1_000_000 if micros > 0 else None
-
-
 def _event_time(event: Event) -> float:
     raw = event.get("Event-Date-Timestamp")
     try:
@@ -79,32 +70,64 @@ def _event_time(event: Event) -> float:
 
 
 def leg_end(event: Event) -> LegEnd | None:
-    ours = call_of(event)
-    if ours is None:
+    """A leg's CHANNEL_HANGUP_COMPLETE; the same rules as its CDR (leg_end_from_variables)."""
+    variables: dict[str, str] = {}
+    for name, value in event.headers:
+        if name.startswith("variable_"):
+            variables.setdefault(name[len("variable_") :], value)  # first wins, as event.get
+    return leg_end_from_variables(
+        variables, hangup_cause=event.get("Hangup-Cause"), fallback_end=_event_time(event)
+    )
+
+
+def leg_end_from_variables(
+    variables: Mapping[str, str],
+    *,
+    hangup_cause: str | None = None,
+    fallback_end: float = 0.0,
+) -> LegEnd | None:
+    """A leg's end from its channel variables (decoded), None when the leg is not one of ours.
+
+    ``hangup_cause`` is the event's Hangup-Cause header when there is one (it wins over the
+    hangup_cause variable, as in the event path); ``fallback_end`` is the end time in seconds to
+    use when the channel has no end_uepoch.
+    """
+    call_id = variables.get(CALL_ID_VARIABLE)
+    leg = variables.get(LEG_VARIABLE)
+    if not call_id or leg not in (CALLER, CALLEE):
         return None
-    call_id, leg = ours
-    cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause") or "NONE"
+    cause = hangup_cause or variables.get("hangup_cause") or "NONE"
     try:
-        billsec = int(event.get("variable_billsec") or 0)
+        billsec = int(variables.get("billsec") or 0)
     except ValueError:
         billsec = 0
     failure = None
     if leg == CALLER:
-        disposition = event.get("variable_originate_disposition")
-        failure = event.get("variable_last_bridge_hangup_cause") or (
+        # The callee's fate when its channel may never have existed (DESIGN.md section 2).
+        disposition = variables.get("originate_disposition")
+        failure = variables.get("last_bridge_hangup_cause") or (
             disposition if disposition and disposition not in ("SUCCESS", "call accepted") else None
         )
     return LegEnd(
         call_id=call_id,
         leg=leg,
         cause=cause,
-        sip_status=event.get("variable_sip_term_status") or None,
-        answered_at=_epoch(event, "answer"),
-        bridged_at=_epoch(event, "bridge"),
-        ended_at=_epoch(event, "end") or _event_time(event),
+        sip_status=variables.get("sip_term_status") or None,
+        answered_at=uepoch_seconds(variables.get("answer_uepoch")),
+        bridged_at=uepoch_seconds(variables.get("bridge_uepoch")),
+        ended_at=uepoch_seconds(variables.get("end_uepoch")) or fallback_end,
         billsec=max(billsec, 0),
         bridge_failure_cause=failure,
     )
+
+
+def uepoch_seconds(raw: str | None) -> float | None:
+    """A ``*_uepoch`` value (microseconds) as seconds; None when 0, missing or not a number."""
+    try:
+        micros = int(raw) if raw else 0
+    except ValueError:
+        return None
+    return micros / 1_000_000 if micros > 0 else None
 
 
 def leg_moment(event: Event) -> LegMoment | None:

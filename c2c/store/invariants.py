@@ -1,0 +1,215 @@
+"""The store's invariants, as queries: what `c2c check` verifies.
+
+Each check is one SELECT, so it sees one consistent state of the rows it compares even while calls
+are being accepted and settled (on MySQL each statement reads its own snapshot). They hold at every
+commit, because every change they relate is made in one transaction (accept_call, Calls.settle,
+Accounts.add_credits):
+
+- accounts: credits and reserved are never negative; credits equal the sum of the account's ledger
+  deltas and its newest balance_after; reserved equals the max_minutes of its calls not ended
+  (Ledger.check, the same rules, is reused for these);
+- debits: a call is debited at most once, only once it ended, on its own account, and by its
+  minutes (less only when the account ran dry, balance_after 0: credits never go negative);
+- no call stays unsettled long past its deadline (the reconciler settles overdue calls);
+- every ended call with a callback_url has its callbacks row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from c2c.calls.states import CallState
+from c2c.store import Store, schema
+from c2c.store.db import Database
+from c2c.store.ledger import LedgerKind
+
+ENDED = CallState.ENDED.value
+DEBIT = LedgerKind.DEBIT.value
+
+# How long past its deadline an unsettled call may be before it counts as stuck: the reconciler
+# runs every few seconds, so minutes mean it is not doing its job.
+DEFAULT_STUCK_MARGIN = 300.0
+
+
+@dataclass(frozen=True)
+class Breach:
+    invariant: str  # accounts, debits, stuck, callbacks
+    subject: str  # "account 3", "call <id>", "ledger row 17"
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.subject}: {self.detail}"
+
+
+def check_invariants(
+    store: Store, *, now: float, stuck_margin: float = DEFAULT_STUCK_MARGIN
+) -> list[Breach]:
+    """Every breach of the invariants, accounts first; an empty list means all hold.
+
+    Raises StoreError when the database cannot be read.
+    """
+    breaches = [
+        Breach("accounts", f"account {problem.account_id}", problem.message)
+        for problem in store.ledger.check()
+    ]
+    with Database(store.engine).read() as conn:
+        breaches += _debits_without_a_settled_call(conn)
+        breaches += _settled_calls_debited_wrongly(conn)
+        breaches += _stuck_calls(conn, cutoff=now - stuck_margin, now=now)
+        breaches += _callbacks_missing(conn)
+    return breaches
+
+
+def _debits_without_a_settled_call(conn: Connection) -> list[Breach]:
+    """Debit rows with no call, an unknown call, a call not ended, or another account's call."""
+    lg, c = schema.ledger, schema.calls
+    rows = conn.execute(
+        select(
+            lg.c.id,
+            lg.c.call_id,
+            lg.c.account_id,
+            c.c.id.label("known"),
+            c.c.state,
+            c.c.account_id.label("call_account"),
+        )
+        .select_from(lg.outerjoin(c, c.c.id == lg.c.call_id))
+        .where(
+            lg.c.kind == DEBIT,
+            or_(c.c.id.is_(None), c.c.state != ENDED, c.c.account_id != lg.c.account_id),
+        )
+        .order_by(lg.c.id)
+    ).all()
+    breaches = []
+    for row in rows:
+        if row.call_id is None:
+            breaches.append(Breach("debits", f"ledger row {row.id}", "a debit without a call id"))
+        elif row.known is None:
+            breaches.append(
+                Breach(
+                    "debits",
+                    f"call {row.call_id}",
+                    f"debited (ledger row {row.id}) but no such call",
+                )
+            )
+        elif row.state != ENDED:
+            breaches.append(
+                Breach(
+                    "debits",
+                    f"call {row.call_id}",
+                    f"debited (ledger row {row.id}) but still {row.state}",
+                )
+            )
+        else:
+            breaches.append(
+                Breach(
+                    "debits",
+                    f"call {row.call_id}",
+                    f"debited from account {row.account_id} but placed by account {row.call_account}",
+                )
+            )
+    return breaches
+
+
+def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
+    """Ended calls whose debit is missing, doubled, or not their minutes."""
+    lg, c = schema.ledger, schema.calls
+    debits = (
+        select(
+            lg.c.call_id,
+            func.count().label("rows"),
+            func.sum(-lg.c.delta).label("debited"),
+            func.min(lg.c.balance_after).label("balance_after"),
+        )
+        .where(lg.c.kind == DEBIT, lg.c.call_id.is_not(None))
+        .group_by(lg.c.call_id)
+        .subquery()
+    )
+    minutes = func.coalesce(c.c.minutes, 0)
+    rows = conn.execute(
+        select(
+            c.c.id,
+            minutes.label("minutes"),
+            debits.c.rows,
+            debits.c.debited,
+            debits.c.balance_after,
+        )
+        .select_from(c.outerjoin(debits, debits.c.call_id == c.c.id))
+        .where(
+            c.c.state == ENDED,
+            or_(
+                debits.c.rows > 1,
+                and_(minutes > 0, or_(debits.c.rows.is_(None), debits.c.debited != minutes)),
+                and_(minutes == 0, debits.c.rows.is_not(None)),
+            ),
+        )
+        .order_by(c.c.id)
+    ).all()
+    breaches = []
+    for row in rows:
+        subject = f"call {row.id}"
+        if row.rows is not None and row.rows > 1:
+            breaches.append(Breach("debits", subject, f"debited {row.rows} times (settled twice?)"))
+        elif row.rows is None:
+            breaches.append(
+                Breach("debits", subject, f"settled with {row.minutes} minute(s) but never debited")
+            )
+        elif row.minutes == 0:
+            breaches.append(
+                Breach("debits", subject, f"billed 0 minutes but debited {row.debited}")
+            )
+        elif row.debited > row.minutes:
+            breaches.append(
+                Breach("debits", subject, f"debited {row.debited} minute(s) for {row.minutes}")
+            )
+        elif row.balance_after != 0:
+            # Less than the minutes is right only when the credits ran out (never below 0).
+            breaches.append(
+                Breach(
+                    "debits",
+                    subject,
+                    f"debited {row.debited} of {row.minutes} minute(s) with {row.balance_after} left",
+                )
+            )
+    return breaches
+
+
+def _stuck_calls(conn: Connection, *, cutoff: float, now: float) -> list[Breach]:
+    c = schema.calls
+    rows = conn.execute(
+        select(c.c.id, c.c.state, c.c.switch, c.c.deadline_at)
+        .where(c.c.state != ENDED, c.c.deadline_at < cutoff)
+        .order_by(c.c.deadline_at)
+    ).all()
+    return [
+        Breach(
+            "stuck",
+            f"call {row.id}",
+            f"still {row.state} on {row.switch}, {now - row.deadline_at:.0f} s past its deadline",
+        )
+        for row in rows
+    ]
+
+
+def _callbacks_missing(conn: Connection) -> list[Breach]:
+    c, cb = schema.calls, schema.callbacks
+    rows = conn.execute(
+        select(c.c.id)
+        .select_from(c.outerjoin(cb, cb.c.call_id == c.c.id))
+        .where(
+            c.c.state == ENDED,
+            c.c.callback_url.is_not(None),
+            c.c.callback_url != "",
+            cb.c.id.is_(None),
+        )
+        .order_by(c.c.id)
+    ).all()
+    return [
+        Breach("callbacks", f"call {row.id}", "settled with a callback_url but no callback queued")
+        for row in rows
+    ]
