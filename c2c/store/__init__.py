@@ -1,0 +1,120 @@
+"""The store: every durable fact of c2c, in SQLite (one host) or MySQL/MariaDB (many hosts).
+
+``Store(engine)`` is the facade the rest of c2c uses; each concern has its own module and object:
+
+- ``store.accounts`` (accounts.py): keys, enablement, credits;
+- ``store.ledger`` (ledger.py): credit history and consistency checks;
+- ``store.dnc`` (dnc.py): the Do-Not-Call list and its bulk import;
+- ``store.coverage`` (coverage.py): supported countries and areas, cached briefly;
+- ``store.calls`` (calls.py): call rows, forward-only state changes, settlement;
+- ``store.callbacks`` (callbacks.py): the callback outbox;
+- ``store.leases`` (leases.py): who listens to which switch;
+- ``store.accept_call`` / ``cancel_call`` / ``prune_flood`` (accept.py): the one transaction that
+  reserves credit, stamps flood protection and records a call.
+
+Every method runs its own short transaction and raises c2c.errors.StoreError when the database
+fails (RequestRejected from accept_call is the request's fault, not the store's).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+from c2c.store import migrations
+from c2c.store.accept import AcceptedCall, NewCall, accept_call, cancel_call, prune_flood
+from c2c.store.accounts import Account, Accounts, CreatedAccount
+from c2c.store.callbacks import CallbackJob, Callbacks, CallbackStatus
+from c2c.store.calls import Calls, Outcome, SettledOutcome
+from c2c.store.coverage import Coverage, CoverageRules
+from c2c.store.db import Database
+from c2c.store.dnc import Dnc, DncImportResult
+from c2c.store.engine import make_engine
+from c2c.store.leases import Lease, Leases
+from c2c.store.ledger import Ledger, LedgerProblem
+
+__all__ = [
+    "Account",
+    "AcceptedCall",
+    "CallbackJob",
+    "CallbackStatus",
+    "CoverageRules",
+    "CreatedAccount",
+    "DncImportResult",
+    "Lease",
+    "LedgerProblem",
+    "NewCall",
+    "Outcome",
+    "SettledOutcome",
+    "Store",
+    "make_engine",
+]
+
+
+class Store:
+    def __init__(self, engine: Engine, coverage_cache_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self._db = Database(engine)
+        self.accounts = Accounts(self._db)
+        self.ledger = Ledger(self._db)
+        self.dnc = Dnc(self._db)
+        self.coverage = Coverage(self._db, cache_seconds=coverage_cache_seconds)
+        self.calls = Calls(self._db)
+        self.callbacks = Callbacks(self._db)
+        self.leases = Leases(self._db)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """A store on a new engine (no connection is opened until first use)."""
+        return cls(make_engine(url))
+
+    def accept_call(
+        self,
+        account_id: int,
+        call: NewCall,
+        *,
+        flood_seconds: int,
+        max_call_minutes: int,
+        ring_timeout: int,
+        settle_grace: int,
+        now: float,
+    ) -> AcceptedCall:
+        """Reserve credit, stamp flood protection and record the call, all or nothing.
+
+        Raises RequestRejected 1 (no such account), 5 (disabled), 2 (no available minute) or 6
+        (a number used within flood_seconds). See accept.py.
+        """
+        return accept_call(
+            self._db,
+            account_id,
+            call,
+            flood_seconds=flood_seconds,
+            max_call_minutes=max_call_minutes,
+            ring_timeout=ring_timeout,
+            settle_grace=settle_grace,
+            now=now,
+        )
+
+    def cancel_call(self, call_id: str) -> bool:
+        """Undo the accept of a call still 'queued' whose originate never reached a switch."""
+        return cancel_call(self._db, call_id)
+
+    def prune_flood(self, before: float) -> int:
+        """Delete flood stamps older than ``before``; returns how many."""
+        return prune_flood(self._db, before)
+
+    def upgrade(self) -> list[int]:
+        """Create or upgrade the schema; returns the versions applied."""
+        return migrations.upgrade(self.engine)
+
+    def is_current(self) -> bool:
+        """Whether the schema is at the version this code expects."""
+        return migrations.check_current(self.engine)
+
+    def ping(self) -> None:
+        """A round trip to the database; raises StoreError when it is unreachable."""
+        with self._db.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close pooled connections (at shutdown, or in a child after fork)."""
+        self.engine.dispose()

@@ -7,6 +7,8 @@ States and reasons are short strings/ints; see c2c.calls.states.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,7 +28,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 # InnoDB (row locks, SKIP LOCKED) and utf8mb4 whatever the server's defaults are; ignored by SQLite.
-MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 # Times: Float maps to DOUBLE on MySQL (53-bit mantissa: microseconds for centuries).
 Time = Float(precision=53)
@@ -146,10 +148,6 @@ calls = Table(
     Column("bridged_at", Time, nullable=True),
     Column("ended_at", Time, nullable=True),
     Column("deadline_at", Time, nullable=False),  # past this with no trace: settle failed
-    # Added for settlement: when to ask the switch about a callee whose end was not seen, and
-    # the callee's fate as the caller's leg reports it (last_bridge_hangup_cause and the like).
-    Column("recheck_at", Time, nullable=True),
-    Column("callee_fate", String(64), nullable=True),
     Index("ix_calls_state_switch", "state", "switch"),
     Index("ix_calls_job_uuid", "job_uuid"),
     Index("ix_calls_account_created", "account_id", "created_at"),

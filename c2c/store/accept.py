@@ -1,0 +1,227 @@
+"""Accepting a call: reservation, flood stamps and the call row, all or nothing.
+
+This is the one place where two requests can race for the same thing (an account's last minute,
+a phone number's flood window), so it runs as one transaction that locks what it reads:
+
+1. the account row (SELECT ... FOR UPDATE on MySQL; SQLite runs writers one at a time), re-checking
+   enabled (5) and at least one available minute (2);
+2. each distinct E.164 number, in ascending order so two transactions never wait on each other in
+   a cycle: ``UPDATE flood SET stamped_at=now WHERE number=? AND stamped_at <= now - window``,
+   and if no row matched, INSERT. A duplicate key means a stamp inside the window exists (or is
+   being written by a concurrent accept): flooded (6), and the whole transaction rolls back;
+3. the reservation and the call row (state 'queued').
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from c2c.calls.states import CallState
+from c2c.errors import RequestRejected
+from c2c.store import schema
+from c2c.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class DialedNumber(Protocol):
+    """What the store needs of a phone number (c2c.numbers.PhoneNumber fits)."""
+
+    @property
+    def country_code(self) -> str: ...
+
+    @property
+    def national(self) -> str: ...
+
+    @property
+    def e164_int(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class NewCall:
+    """A validated request plus the ids chosen before the call row exists."""
+
+    id: str  # our call id (a UUID), also a channel variable on both legs
+    account_id: int
+    caller: DialedNumber
+    callee: DialedNumber
+    caller_id: str  # the number the callee sees
+    callback_url: str | None
+    secret: str
+    max_duration: int | None  # the customer's limit in minutes; None: no limit of theirs
+    switch: str  # name of the switch the call is placed on
+    job_uuid: str  # the bgapi Job-UUID
+    caller_uuid: str  # the A leg's channel UUID
+    callee_uuid: str  # the B leg's channel UUID
+
+
+@dataclass(frozen=True)
+class AcceptedCall:
+    id: str
+    account_id: int
+    max_minutes: int  # reserved minutes, and the call's hard time limit
+    created_at: float
+    deadline_at: float  # past this with no trace of the call, it settles as failed
+
+
+def reservation_minutes(max_duration: int | None, max_call_minutes: int, available: int) -> int:
+    """min(the customer's limit, the operator's cap, the available credit)."""
+    limit = min(max_duration, max_call_minutes) if max_duration else max_call_minutes
+    return max(0, min(limit, available))
+
+
+def accept_call(
+    db: Database,
+    account_id: int,
+    call: NewCall,
+    *,
+    flood_seconds: int,
+    max_call_minutes: int,
+    ring_timeout: int,
+    settle_grace: int,
+    now: float,
+) -> AcceptedCall:
+    """Reserve and record ``call`` or raise RequestRejected (1, 5, 2 or 6) leaving nothing behind.
+
+    deadline_at = now + 2 * ring_timeout + reserved minutes * 60 + settle_grace. A flood window of
+    0 seconds turns flood protection off.
+    """
+    if call.account_id != account_id:
+        raise ValueError("call.account_id does not match account_id")
+
+    def work(conn: Connection) -> AcceptedCall:
+        a = schema.accounts
+        account = conn.execute(
+            select(a.c.enabled, a.c.credits, a.c.reserved)
+            .where(a.c.id == account_id)
+            .with_for_update()
+        ).first()
+        if account is None:
+            raise RequestRejected(1, "invalid api_key")
+        if not account.enabled:
+            raise RequestRejected(5, "api_key is disabled")
+        available = account.credits - account.reserved
+        if available < 1:
+            raise RequestRejected(2, "no call credits")
+        if flood_seconds > 0:
+            _stamp_flood(conn, {call.caller.e164_int, call.callee.e164_int}, now, flood_seconds)
+        reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
+        conn.execute(update(a).where(a.c.id == account_id).values(reserved=a.c.reserved + reserve))
+        deadline_at = now + 2 * ring_timeout + reserve * 60 + settle_grace
+        conn.execute(insert(schema.calls).values(_call_row(call, reserve, now, deadline_at)))
+        return AcceptedCall(call.id, account_id, reserve, now, deadline_at)
+
+    accepted = db.write_retrying(work)
+    log.debug("call %s recorded, %d min reserved", call.id, accepted.max_minutes)
+    return accepted
+
+
+def _stamp_flood(conn: Connection, numbers: set[int], now: float, window: int) -> None:
+    f = schema.flood
+    for number in sorted(numbers):  # one lock order for everyone: no deadlock cycles
+        renewed = conn.execute(
+            update(f)
+            .where(f.c.number == number, f.c.stamped_at <= now - window)
+            .values(stamped_at=now)
+        ).rowcount
+        if renewed:
+            continue
+        try:
+            conn.execute(insert(f).values(number=number, stamped_at=now))
+        except IntegrityError:
+            # A stamp younger than the window, or one a concurrent accept just wrote (its INSERT
+            # made ours wait until it committed). The caller's rollback undoes our other stamps.
+            raise RequestRejected(
+                6, "flood protection: this phone number was used less than a minute ago"
+            ) from None
+
+
+def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> dict[str, object]:
+    return {
+        "id": call.id,
+        "account_id": call.account_id,
+        "state": CallState.QUEUED.value,
+        "caller_country_code": call.caller.country_code,
+        "caller_number": call.caller.national,
+        "callee_country_code": call.callee.country_code,
+        "callee_number": call.callee.national,
+        "caller_id": call.caller_id,
+        "callback_url": call.callback_url or None,
+        "secret": call.secret or "",
+        "max_minutes": reserve,
+        "switch": call.switch,
+        "job_uuid": call.job_uuid,
+        "caller_uuid": call.caller_uuid,
+        "callee_uuid": call.callee_uuid,
+        "created_at": now,
+        "deadline_at": deadline_at,
+    }
+
+
+def cancel_call(db: Database, call_id: str) -> bool:
+    """Undo an accept whose originate never reached a switch: drop the call row, release its
+    reservation and its flood stamps (those it wrote, i.e. stamped at its created_at), so the
+    customer may retry at once. Only a call still 'queued' is cancelled; returns whether it was.
+    """
+
+    def work(conn: Connection) -> bool:
+        c, a, f = schema.calls, schema.accounts, schema.flood
+        call = conn.execute(
+            select(
+                c.c.account_id,
+                c.c.state,
+                c.c.max_minutes,
+                c.c.created_at,
+                c.c.caller_country_code,
+                c.c.caller_number,
+                c.c.callee_country_code,
+                c.c.callee_number,
+            )
+            .where(c.c.id == call_id)
+            .with_for_update()
+        ).first()
+        if call is None or call.state != CallState.QUEUED.value:
+            return False
+        # The call, then its account: the order settle locks them in.
+        account = conn.execute(
+            select(a.c.reserved).where(a.c.id == call.account_id).with_for_update()
+        ).first()
+        deleted = conn.execute(
+            delete(c).where(c.c.id == call_id, c.c.state == CallState.QUEUED.value)
+        ).rowcount
+        if not deleted:
+            return False
+        numbers = sorted(
+            {
+                int(call.caller_country_code + call.caller_number),
+                int(call.callee_country_code + call.callee_number),
+            }
+        )
+        conn.execute(delete(f).where(f.c.number.in_(numbers), f.c.stamped_at == call.created_at))
+        if account is not None:
+            conn.execute(
+                update(a)
+                .where(a.c.id == call.account_id)
+                .values(reserved=max(0, account.reserved - call.max_minutes))
+            )
+        return True
+
+    cancelled = db.write_retrying(work)
+    if cancelled:
+        log.info("call %s cancelled before reaching a switch", call_id)
+    return cancelled
+
+
+def prune_flood(db: Database, before: float) -> int:
+    """Delete flood stamps older than ``before`` (they no longer block anything); returns how many.
+
+    Call it now and then with ``now - flood_seconds``; the table then holds one window's numbers.
+    """
+    f = schema.flood
+    with db.write() as conn:
+        return conn.execute(delete(f).where(f.c.stamped_at < before)).rowcount

@@ -1,0 +1,372 @@
+"""Call rows: lookups, forward-only state changes, the legs' ends, and settling exactly once.
+
+Rows are returned as plain dicts keyed by column name (times are Unix seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from c2c.calls.callback_url import build_callback_url
+from c2c.calls.states import IN_FLIGHT, CallState
+from c2c.store import ledger, schema
+from c2c.store.db import Database
+
+log = logging.getLogger(__name__)
+
+_IN_FLIGHT = [s.value for s in IN_FLIGHT]
+
+# What the request decided, and the billing: never changed by advance() or settle()'s extras.
+_FIXED = frozenset(
+    {
+        "id",
+        "account_id",
+        "state",
+        "caller_country_code",
+        "caller_number",
+        "callee_country_code",
+        "callee_number",
+        "caller_id",
+        "callback_url",
+        "secret",
+        "max_minutes",
+        "switch",
+        "job_uuid",
+        "caller_uuid",
+        "callee_uuid",
+        "created_at",
+        "answered",
+        "minutes",
+        "reason",
+        "ended_at",
+    }
+)
+SETTABLE_FIELDS = frozenset(schema.calls.c.keys()) - _FIXED
+
+_LEG_COLUMNS = {
+    "caller": ("caller_hangup_cause", "caller_sip_status", "caller_gone_at"),
+    "callee": ("callee_hangup_cause", "callee_sip_status", "callee_gone_at"),
+}
+
+CallbackUrlBuilder = Callable[[Mapping[str, Any]], str]
+
+
+class Outcome(Protocol):
+    """What settling records (c2c.calls.outcome.CallOutcome fits; so does SettledOutcome)."""
+
+    @property
+    def answered(self) -> bool: ...  # the two legs were bridged
+
+    @property
+    def minutes(self) -> int: ...  # billed minutes (capped at the call's max_minutes here too)
+
+    @property
+    def reason(self) -> int | None: ...  # c2c.calls.states.Reason; ignored when answered
+
+    @property
+    def billsec(self) -> int | None: ...  # seconds connected, as measured
+
+
+@dataclass(frozen=True)
+class SettledOutcome:
+    """A plain Outcome, for callers without a CallOutcome (tests, tools)."""
+
+    answered: bool
+    minutes: int
+    reason: int | None
+    billsec: int | None
+
+
+def _check_fields(fields: Mapping[str, Any]) -> None:
+    unknown = set(fields) - SETTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not settable on a call: {sorted(unknown)}")
+
+
+def _state(value: CallState | str) -> CallState:
+    return value if isinstance(value, CallState) else CallState(value)
+
+
+class Calls:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        c = schema.calls
+        with self._db.read() as conn:
+            row = conn.execute(select(c).where(c.c.id == call_id)).mappings().first()
+        return dict(row) if row else None
+
+    def find_by_job_uuid(self, job_uuid: str) -> dict[str, Any] | None:
+        c = schema.calls
+        with self._db.read() as conn:
+            row = conn.execute(select(c).where(c.c.job_uuid == job_uuid)).mappings().first()
+        return dict(row) if row else None
+
+    def in_flight_by_switch(self) -> dict[str, int]:
+        """How many calls each switch has that are not yet settled."""
+        c = schema.calls
+        query = (
+            select(c.c.switch, func.count()).where(c.c.state.in_(_IN_FLIGHT)).group_by(c.c.switch)
+        )
+        with self._db.read() as conn:
+            return {switch: int(count) for switch, count in conn.execute(query)}
+
+    def in_flight(self, switch: str) -> list[dict[str, Any]]:
+        """The unsettled calls placed on ``switch``, oldest first (for reconciling)."""
+        c = schema.calls
+        query = (
+            select(c)
+            .where(c.c.state.in_(_IN_FLIGHT), c.c.switch == switch)
+            .order_by(c.c.created_at)
+        )
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def overdue(self, now: float, limit: int = 100) -> list[dict[str, Any]]:
+        """Unsettled calls (on any switch) whose deadline has passed, oldest deadline first."""
+        c = schema.calls
+        query = (
+            select(c)
+            .where(c.c.state.in_(_IN_FLIGHT), c.c.deadline_at < now)
+            .order_by(c.c.deadline_at)
+            .limit(limit)
+        )
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def advance(
+        self,
+        call_id: str,
+        from_states: Iterable[CallState | str],
+        to_state: CallState | str,
+        **fields: Any,
+    ) -> bool:
+        """Move the call to ``to_state`` (setting ``fields``) if it is in one of ``from_states``.
+
+        Forward only: every from-state must come before to_state, and 'ended' is reached only
+        through settle(). Returns whether the row moved (False: it was elsewhere, e.g. the same
+        event arrived twice).
+        """
+        target = _state(to_state)
+        sources = {_state(s) for s in from_states}
+        if target is CallState.ENDED:
+            raise ValueError("a call ends only through settle()")
+        if not sources or any(s.rank >= target.rank for s in sources):
+            raise ValueError(
+                f"not a forward move: {sorted(s.value for s in sources)} -> {target.value}"
+            )
+        _check_fields(fields)
+        c = schema.calls
+        with self._db.write() as conn:
+            moved = conn.execute(
+                update(c)
+                .where(c.c.id == call_id, c.c.state.in_([s.value for s in sources]))
+                .values(state=target.value, **fields)
+            ).rowcount
+        if moved:
+            log.debug("call %s -> %s", call_id, target.value)
+        return bool(moved)
+
+    def needing_attention(self, switch: str, now: float) -> list[dict[str, Any]]:
+        """Unsettled calls on ``switch`` that may be ready to settle or need a look: a leg's end
+        or an originate error is recorded, the recheck time or the deadline has come. A
+        superset: the caller decides (c2c.calls.settlement.readiness)."""
+        c = schema.calls
+        query = (
+            select(c)
+            .where(
+                c.c.state.in_(_IN_FLIGHT),
+                c.c.switch == switch,
+                or_(
+                    c.c.caller_gone_at.is_not(None),
+                    c.c.callee_gone_at.is_not(None),
+                    c.c.originate_error.is_not(None),
+                    c.c.recheck_at <= now,
+                    c.c.deadline_at <= now,
+                ),
+            )
+            .order_by(c.c.created_at)
+        )
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def set_if_null(self, call_id: str, fields: Mapping[str, Any]) -> bool:
+        """Fill bookkeeping fields (times, causes, recheck_at...) that are still empty.
+
+        A field already set keeps its value and a None value sets nothing, so the first report
+        wins and replaying an event or a CDR changes nothing. No state change. Returns whether
+        anything was set.
+        """
+        _check_fields(fields)
+        c = schema.calls
+        given = {name: value for name, value in fields.items() if value is not None}
+        if not given:
+            return False
+        values = {name: func.coalesce(c.c[name], value) for name, value in given.items()}
+        where = and_(c.c.id == call_id, or_(*(c.c[name].is_(None) for name in given)))
+        with self._db.write() as conn:
+            return bool(conn.execute(update(c).where(where).values(**values)).rowcount)
+
+    def set_fields(self, call_id: str, fields: Mapping[str, Any]) -> bool:
+        """Overwrite bookkeeping fields (e.g. push recheck_at or deadline_at later), whatever
+        the state. Returns whether the call exists."""
+        _check_fields(fields)
+        if not fields:
+            return False
+        c = schema.calls
+        with self._db.write() as conn:
+            return bool(conn.execute(update(c).where(c.c.id == call_id).values(**fields)).rowcount)
+
+    def record_leg_gone(
+        self,
+        call_id: str,
+        leg: Literal["caller", "callee"],
+        cause: str | None,
+        sip_status: str | None,
+        at: float,
+    ) -> bool:
+        """Record that a leg's channel ended: its hangup cause, SIP status and time.
+
+        Idempotent: each of the three is set only while still empty, so the first report (an
+        event or a CDR) wins and a replay changes nothing. Returns whether anything was set.
+        """
+        cause_column, sip_column, gone_column = _LEG_COLUMNS[leg]
+        return self.set_if_null(
+            call_id,
+            {
+                gone_column: at,
+                cause_column: cause[:64] if cause else None,
+                sip_column: sip_status[:8] if sip_status else None,
+            },
+        )
+
+    def settle(
+        self,
+        call_id: str,
+        outcome: Outcome,
+        *,
+        ended_at: float,
+        callback_url_builder: CallbackUrlBuilder = build_callback_url,
+        now: float | None = None,
+        extra_fields: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """End the call exactly once, in one transaction; returns whether this call did it.
+
+        Marks the row 'ended' with ``outcome`` (minutes capped at the call's max_minutes; reason
+        None when answered) and any ``extra_fields``; debits the minutes from the account's
+        credits (never below 0; a 'debit' ledger row when minutes > 0); releases the
+        reservation; and, when the call has a callback_url, enqueues the callback with the full
+        URL (``callback_url_builder`` of the settled row), due at ``now``. A call already ended,
+        or unknown, changes nothing and returns False.
+        """
+        fields = dict(extra_fields or {})
+        _check_fields(fields)
+        now = time.time() if now is None else now
+
+        def work(conn: Connection) -> bool:
+            return _settle(conn, call_id, outcome, ended_at, callback_url_builder, now, fields)
+
+        settled = self._db.write_retrying(work)
+        if settled:
+            log.info(
+                "call %s settled: answered=%s minutes=%d reason=%s",
+                call_id,
+                outcome.answered,
+                outcome.minutes,
+                outcome.reason,
+            )
+        return settled
+
+    # Named like the builtin, so it comes last: annotations above still mean the builtin.
+    def list(
+        self,
+        limit: int = 50,
+        state: CallState | str | None = None,
+        account_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest calls first, optionally only in one state or of one account."""
+        c = schema.calls
+        query = select(c).order_by(c.c.created_at.desc(), c.c.id).limit(limit)
+        if state is not None:
+            query = query.where(c.c.state == _state(state).value)
+        if account_id is not None:
+            query = query.where(c.c.account_id == account_id)
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _settle(
+    conn: Connection,
+    call_id: str,
+    outcome: Outcome,
+    ended_at: float,
+    builder: CallbackUrlBuilder,
+    now: float,
+    fields: Mapping[str, Any],
+) -> bool:
+    c, a = schema.calls, schema.accounts
+    call = conn.execute(select(c).where(c.c.id == call_id).with_for_update()).mappings().first()
+    if call is None:
+        log.warning("call %s: settle of an unknown call ignored", call_id)
+        return False
+    if call["state"] == CallState.ENDED.value:
+        return False
+    answered = bool(outcome.answered)
+    # Never more than the limit, whatever the switch measured; nothing if never connected.
+    billable = max(0, min(int(outcome.minutes), int(call["max_minutes"]))) if answered else 0
+    result = {
+        **fields,
+        "state": CallState.ENDED.value,
+        "answered": answered,
+        "minutes": billable,
+        "reason": None if answered or outcome.reason is None else int(outcome.reason),
+        "billsec": outcome.billsec,
+        "ended_at": ended_at,
+    }
+    ended = conn.execute(
+        update(c).where(c.c.id == call_id, c.c.state != CallState.ENDED.value).values(**result)
+    ).rowcount
+    if ended != 1:
+        return False
+
+    account = conn.execute(
+        select(a.c.credits, a.c.reserved).where(a.c.id == call["account_id"]).with_for_update()
+    ).one()
+    debit = min(billable, account.credits)  # credits never go negative
+    credits = account.credits - debit
+    reserved = max(0, account.reserved - int(call["max_minutes"]))
+    conn.execute(
+        update(a).where(a.c.id == call["account_id"]).values(credits=credits, reserved=reserved)
+    )
+    if billable > 0:
+        ledger.record(
+            conn,
+            account_id=call["account_id"],
+            delta=-debit,
+            balance_after=credits,
+            kind=ledger.LedgerKind.DEBIT,
+            call_id=call_id,
+            note=None if debit == billable else f"{billable} min used, {debit} left to debit",
+            now=now,
+        )
+    if call["callback_url"]:
+        settled_row = {**call, **result}
+        conn.execute(
+            insert(schema.callbacks).values(
+                call_id=call_id,
+                account_id=call["account_id"],
+                url=builder(settled_row),
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return True

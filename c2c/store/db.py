@@ -1,0 +1,84 @@
+"""Short transactions over the engine, with database errors turned into StoreError.
+
+Every store method runs in one of these: ``write()`` (SQLite: BEGIN IMMEDIATE; MySQL: an ordinary
+READ COMMITTED transaction in which rows are locked explicitly) or ``read()`` (SQLite: BEGIN
+DEFERRED, so a reader never waits for a writer under WAL).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from c2c.errors import StoreError
+from c2c.store.engine import SQLITE_BEGIN, is_mysql
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MYSQL_DEADLOCK = 1213  # InnoDB rolled the whole transaction back: safe to run it again
+DEADLOCK_ATTEMPTS = 3
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """One line about a database error, without the statement's parameters."""
+    orig = getattr(exc, "orig", None)
+    text = f"{type(orig).__name__}: {orig}" if orig is not None else f"{type(exc).__name__}: {exc}"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@contextmanager
+def translating_errors() -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        log.debug("store error: %s", describe_db_error(exc))
+        raise StoreError(f"database error: {describe_db_error(exc)}") from exc
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    if not isinstance(exc, OperationalError):
+        return False
+    args: tuple[object, ...] = getattr(exc.orig, "args", None) or (None,)
+    return args[0] == MYSQL_DEADLOCK
+
+
+class Database:
+    """The engine plus the transaction helpers the query modules share."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_mysql = is_mysql(engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with translating_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with translating_errors(), self.engine.connect() as conn:
+            conn.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+            with conn.begin():
+                yield conn
+
+    def write_retrying(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction, again if MySQL picked it as a deadlock victim."""
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if is_deadlock(exc) and attempt < DEADLOCK_ATTEMPTS:
+                    log.info("deadlock, retrying the transaction (attempt %d)", attempt)
+                    continue
+                raise StoreError(f"database error: {describe_db_error(exc)}") from exc
+            except SQLAlchemyError as exc:
+                raise StoreError(f"database error: {describe_db_error(exc)}") from exc
+        raise AssertionError("unreachable")

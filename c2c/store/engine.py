@@ -1,0 +1,116 @@
+"""Building the SQLAlchemy engine for the store: SQLite (one host) or MySQL/MariaDB (many hosts).
+
+Nothing here touches the database: engines connect lazily, on the first checkout, so an engine
+made before gunicorn forks carries no open connection into the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool, StaticPool
+
+from c2c.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+# Execution option naming how a SQLite transaction begins; see _install_sqlite_begin.
+SQLITE_BEGIN = "c2c_sqlite_begin"
+
+SQLITE_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock
+MYSQL_CONNECT_TIMEOUT = 5  # seconds
+MYSQL_IO_TIMEOUT = 30  # seconds for one read or write on the socket
+MYSQL_LOCK_WAIT_TIMEOUT = 10  # seconds a statement waits for a row lock (server default is 50)
+MYSQL_POOL_SIZE = 5
+MYSQL_POOL_OVERFLOW = 10
+MYSQL_POOL_TIMEOUT = 10  # seconds to wait for a free pooled connection
+MYSQL_POOL_RECYCLE = 1800  # seconds; under the server's wait_timeout
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (sqlite:///PATH or mysql+pymysql://...), configured for c2c."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"bad database URL: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
+    if parsed.get_backend_name() == "mysql":
+        return _mysql_engine(url, dict(parsed.query))
+    raise StoreError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or mysql")
+
+
+def _sqlite_engine(url: str, in_memory: bool) -> Engine:
+    # NullPool: a file connection is cheap to open, nothing is shared between greenlets or
+    # threads, and nothing survives a fork. An in-memory database only exists on its one
+    # connection, so that case (tests) keeps a single shared connection instead.
+    pool: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {"poolclass": NullPool}
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+        **pool,
+    )
+    _install_sqlite_pragmas(engine)
+    _install_sqlite_begin(engine)
+    return engine
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop pysqlite from issuing its own BEGIN (it defers it to the first write, which
+        # breaks both isolation and our lock ordering); _install_sqlite_begin emits it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL lets readers run while one writer writes; the setting sticks to the file.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+
+def _install_sqlite_begin(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock at BEGIN (IMMEDIATE): a deferred transaction that reads
+        # and then writes can fail with SQLITE_BUSY without waiting. This makes every write
+        # transaction, in every process, run one at a time. Read-only work asks for DEFERRED.
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _mysql_engine(url: str, query: dict[str, Any]) -> Engine:
+    # Timeouts given in the URL's query string win over these defaults.
+    connect_args: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "connect_timeout": MYSQL_CONNECT_TIMEOUT,
+            "read_timeout": MYSQL_IO_TIMEOUT,
+            "write_timeout": MYSQL_IO_TIMEOUT,
+            "charset": "utf8mb4",
+        }.items()
+        if key not in query
+    }
+    connect_args["init_command"] = (
+        f"SET SESSION innodb_lock_wait_timeout={MYSQL_LOCK_WAIT_TIMEOUT}, time_zone='+00:00'"
+    )
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        isolation_level="READ COMMITTED",
+        pool_pre_ping=True,
+        pool_recycle=MYSQL_POOL_RECYCLE,
+        pool_size=MYSQL_POOL_SIZE,
+        max_overflow=MYSQL_POOL_OVERFLOW,
+        pool_timeout=MYSQL_POOL_TIMEOUT,
+    )
+
+
+def is_mysql(engine: Engine) -> bool:
+    return engine.dialect.name in ("mysql", "mariadb")

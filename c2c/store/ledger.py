@@ -1,0 +1,122 @@
+"""The credit ledger: one row per change of an account's credits, written in the same transaction
+as the change, so the ledger always sums to the balance. Also the consistency checks behind
+`c2c check`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from c2c.calls.states import IN_FLIGHT
+from c2c.store import schema
+from c2c.store.db import Database
+
+
+class LedgerKind(StrEnum):
+    GRANT = "grant"  # credits added by the operator (or given at creation)
+    CORRECTION = "correction"  # credits removed by the operator
+    DEBIT = "debit"  # a call's minutes
+
+
+def record(
+    conn: Connection,
+    *,
+    account_id: int,
+    delta: int,
+    balance_after: int,
+    kind: LedgerKind,
+    now: float,
+    call_id: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Append a ledger row; the caller is inside the transaction that changed the balance."""
+    conn.execute(
+        insert(schema.ledger).values(
+            account_id=account_id,
+            delta=delta,
+            balance_after=balance_after,
+            kind=kind.value,
+            call_id=call_id,
+            note=note[:200] if note else None,
+            created_at=now,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    account_id: int
+    message: str
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def entries(self, account_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        """The account's newest ledger rows, newest first."""
+        t = schema.ledger
+        query = select(t).where(t.c.account_id == account_id).order_by(t.c.id.desc()).limit(limit)
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def check(self) -> list[LedgerProblem]:
+        """Every way the balances disagree with the ledger and the calls in flight.
+
+        For each account: credits and reserved are not negative; the ledger's deltas sum to the
+        credits and its newest balance_after equals them; reserved equals the minutes the
+        account's in-flight calls hold. An empty list means all is consistent.
+        """
+        a, lg, c = schema.accounts, schema.ledger, schema.calls
+        sums = (
+            select(
+                lg.c.account_id,
+                func.sum(lg.c.delta).label("total"),
+                func.max(lg.c.id).label("last"),
+            )
+            .group_by(lg.c.account_id)
+            .subquery()
+        )
+        held = (
+            select(c.c.account_id, func.sum(c.c.max_minutes).label("held"))
+            .where(c.c.state.in_([s.value for s in IN_FLIGHT]))
+            .group_by(c.c.account_id)
+            .subquery()
+        )
+        query = (
+            select(
+                a.c.id,
+                a.c.credits,
+                a.c.reserved,
+                sums.c.total,
+                lg.c.balance_after,
+                held.c.held,
+            )
+            .outerjoin(sums, sums.c.account_id == a.c.id)
+            .outerjoin(lg, lg.c.id == sums.c.last)
+            .outerjoin(held, held.c.account_id == a.c.id)
+            .order_by(a.c.id)
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(query).all()
+        problems = []
+        for account_id, credits, reserved, total, last_balance, in_flight in rows:
+            total, last_balance, in_flight = total or 0, last_balance or 0, in_flight or 0
+            messages = []
+            if credits < 0:
+                messages.append(f"credits are negative ({credits})")
+            if reserved < 0:
+                messages.append(f"reserved is negative ({reserved})")
+            if total != credits:
+                messages.append(f"credits are {credits} but the ledger sums to {total}")
+            if last_balance != credits:
+                messages.append(
+                    f"credits are {credits} but the last ledger balance is {last_balance}"
+                )
+            if in_flight != reserved:
+                messages.append(f"reserved is {reserved} but calls in flight hold {in_flight}")
+            problems.extend(LedgerProblem(account_id, message) for message in messages)
+        return problems

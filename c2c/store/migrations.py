@@ -1,0 +1,128 @@
+"""Versioned schema migrations, recorded in c2c_schema_version.
+
+A fresh database is built from schema.py as it stands (create_all), seeded with the default
+coverage, and stamped with every version: the steps after version 1 exist to bring an *older*
+database up to what schema.py describes, so each later step must leave an old database exactly
+as create_all would make a new one (add a column here, an index there, and the same in schema.py).
+
+Two processes upgrading at once take turns: MySQL through GET_LOCK, SQLite through the write lock
+of one BEGIN IMMEDIATE transaction (SQLite DDL is transactional).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+
+from c2c.errors import StoreError
+from c2c.store import schema
+from c2c.store.db import translating_errors
+from c2c.store.engine import SQLITE_BEGIN, is_mysql
+
+log = logging.getLogger(__name__)
+
+MYSQL_LOCK_NAME = "c2c_schema_upgrade"
+MYSQL_LOCK_TIMEOUT = 60  # seconds to wait for another process's upgrade
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def seed_default_coverage(conn: Connection) -> None:
+    """Countries 1 and 44 allowed; the NANP premium-rate NPAs 900 and 976 denied."""
+    conn.execute(
+        insert(schema.coverage_countries),
+        [{"country_code": "1", "allowed": True}, {"country_code": "44", "allowed": True}],
+    )
+    conn.execute(
+        insert(schema.coverage_areas),
+        [
+            {"country_code": "1", "prefix": "900", "allowed": False},
+            {"country_code": "1", "prefix": "976", "allowed": False},
+        ],
+    )
+
+
+def _initial(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+    seed_default_coverage(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "tables and the default coverage", _initial),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def upgrade(engine: Engine) -> list[int]:
+    """Create or upgrade the schema; returns the versions applied (empty when already current)."""
+    with translating_errors():
+        if is_mysql(engine):
+            return _upgrade_mysql(engine)
+        with engine.begin() as conn:  # BEGIN IMMEDIATE: one upgrader at a time
+            return _apply_pending(conn, commit_each=False)
+
+
+def current_version(engine: Engine) -> int:
+    """The newest version recorded in the database (0 for an empty database)."""
+    with translating_errors(), engine.connect() as conn:
+        conn.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        return _recorded_version(conn)
+
+
+def check_current(engine: Engine) -> bool:
+    """Whether the database is at LATEST_VERSION (False: run `c2c db upgrade`)."""
+    return current_version(engine) == LATEST_VERSION
+
+
+def _recorded_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0)
+
+
+def _upgrade_mysql(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT GET_LOCK(:name, :timeout)"),
+            {"name": MYSQL_LOCK_NAME, "timeout": MYSQL_LOCK_TIMEOUT},
+        ).scalar()
+        conn.commit()
+        if got != 1:
+            raise StoreError(f"another schema upgrade held the lock for {MYSQL_LOCK_TIMEOUT}s")
+        try:
+            return _apply_pending(conn, commit_each=True)
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MYSQL_LOCK_NAME})
+            conn.commit()
+
+
+def _apply_pending(conn: Connection, commit_each: bool) -> list[int]:
+    current = _recorded_version(conn)
+    if current > LATEST_VERSION:
+        raise StoreError(
+            f"database schema version {current} is newer than this c2c ({LATEST_VERSION})"
+        )
+    # A fresh database gets schema.py as it stands, so it is stamped with every version at once.
+    if current == 0:
+        plan = [(MIGRATIONS[0], [m.version for m in MIGRATIONS])]
+    else:
+        plan = [(m, [m.version]) for m in MIGRATIONS if m.version > current]
+    applied: list[int] = []
+    for step, versions in plan:
+        log.info("schema: applying version %d (%s)", step.version, step.description)
+        step.apply(conn)
+        now = time.time()
+        conn.execute(
+            insert(schema.schema_version), [{"version": v, "applied_at": now} for v in versions]
+        )
+        if commit_each:  # MySQL DDL commits anyway: record each step as soon as it is done
+            conn.commit()
+        applied.extend(versions)
+    return applied

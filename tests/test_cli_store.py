@@ -1,0 +1,300 @@
+"""The store's command groups: db, keys, dnc, coverage, calls (on a temporary SQLite file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from c2c.cli import calls, coverage, db, dnc, keys
+from c2c.config import Config
+from c2c.store import SettledOutcome, Store
+from tests.conftest import ACCEPT_DEFAULTS
+
+NOW = 1_800_000_000.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="c2c")
+    groups = parser.add_subparsers(dest="group", required=True)
+    for module in (db, keys, dnc, coverage, calls):
+        module.add_parser(groups)
+    return parser
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'c2c.sqlite3'}"
+
+
+@pytest.fixture
+def cli(db_url, capsys):
+    """cli("keys", "list") -> (exit status, stdout, stderr), as `c2c` would run it."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            args = build_parser().parse_args(list(argv))
+            status = args.func(args, Config.defaults(database_url=db_url))
+        except SystemExit as exc:  # argparse: bad arguments
+            status = exc.code
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+@pytest.fixture
+def upgraded(cli):
+    assert cli("db", "upgrade")[0] == 0
+    return cli
+
+
+@pytest.fixture
+def store(db_url, upgraded):
+    store = Store.from_url(db_url)
+    yield store
+    store.dispose()
+
+
+def test_db_upgrade_and_status(cli):
+    status, out, _ = cli("db", "status")
+    assert (status, out) == (1, "schema version 0, this c2c expects 1\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 1 (applied 1)\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema already at version 1\n")
+    assert cli("db", "status")[0] == 0
+
+
+def test_commands_before_the_upgrade_say_what_to_do(cli):
+    status, out, err = cli("keys", "list")
+    assert status == 1 and out == ""
+    assert err == "c2c: the database schema is missing or out of date: run `c2c db upgrade`\n"
+
+
+def test_keys_create_list_toggle_credit(upgraded, store):
+    status, out, _ = upgraded("keys", "create", "--name", "Acme", "--credits", "100", "--json")
+    assert status == 0
+    created = json.loads(out)
+    assert set(created) == {"id", "api_key", "webhook_secret", "name", "credits"}
+    assert (created["name"], created["credits"]) == ("Acme", 100)
+    assert (
+        store.accounts.find_by_key(created["api_key"]).webhook_secret == created["webhook_secret"]
+    )
+
+    status, out, _ = upgraded("keys", "create", "--name", "Plain")
+    assert status == 0 and "api_key:" in out and "webhook secret:" in out
+
+    status, out, _ = upgraded("keys", "list", "--json")
+    listed = json.loads(out)
+    assert listed[0] == {
+        "id": created["id"],
+        "name": "Acme",
+        "enabled": True,
+        "credits": 100,
+        "reserved": 0,
+    }
+    assert created["api_key"] not in out and created["webhook_secret"] not in out
+    assert "sha256" not in out
+
+    assert upgraded("keys", "disable", created["api_key"])[:2] == (
+        0,
+        f"account {created['id']} (Acme) disabled\n",
+    )
+    assert store.accounts.find(created["id"]).enabled is False
+    assert upgraded("keys", "enable", str(created["id"]))[0] == 0
+    assert store.accounts.find(created["id"]).enabled is True
+
+    status, out, _ = upgraded("keys", "credit", str(created["id"]), "-30")
+    assert (status, out) == (
+        0,
+        f"account {created['id']} (Acme): 70 credits, 0 reserved by calls in flight\n",
+    )
+    assert upgraded("keys", "credit", str(created["id"]), "-500")[0] == 0
+    assert store.accounts.find(created["id"]).credits == 0
+
+    status, out, _ = upgraded("keys", "list")
+    assert status == 0 and "Acme" in out and created["api_key"] not in out
+
+
+def test_keys_errors(upgraded):
+    assert upgraded("keys", "credit", "nobody", "5")[::2] == (1, "c2c: no such account\n")
+    assert upgraded("keys", "disable", "42")[::2] == (1, "c2c: no such account\n")
+    assert upgraded("keys", "credit", "1", "lots")[0] == 2
+    assert upgraded("keys", "create", "--name", "x", "--credits", "-1")[0] == 2
+    assert upgraded("keys", "create")[0] == 2
+
+
+def test_dnc_add_remove_count(upgraded, store):
+    assert upgraded("dnc", "add", "+15552104427", "442071234567", "15552104427")[:2] == (
+        0,
+        "2 added, 0 already listed\n",
+    )
+    assert upgraded("dnc", "count")[:2] == (0, "2\n")
+    assert upgraded("dnc", "remove", "+15552104427", "15550000000")[:2] == (
+        0,
+        "1 removed, 1 were not listed\n",
+    )
+    assert store.dnc.contains_any([442071234567])
+    status, _, err = upgraded("dnc", "add", "555-1234")
+    assert status == 2 and "not an E.164 number" in err
+
+
+def test_dnc_import_shows_progress_and_a_summary(upgraded, store, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("number,name\n" + "".join(f"+1555{n:07d},x\n" for n in range(2_500)) + "bad\n")
+    status, out, err = upgraded("dnc", "import", str(path), "--batch", "1000")
+    assert status == 0
+    assert "2,500 numbers, 2,500 new, 1 invalid" in err
+    assert err.count("\r") == 3  # one progress update per batch
+    assert out.startswith("read 2,500 numbers in ")
+    assert "2,500 added, 0 already listed, 1 invalid lines" in out
+    assert "invalid lines (skipped): 2502" in out
+    assert store.dnc.count() == 2_500
+
+
+def test_dnc_import_of_a_missing_file_is_one_line(upgraded, tmp_path):
+    status, out, err = upgraded("dnc", "import", str(tmp_path / "nope.txt"))
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "No such file" in err and "Traceback" not in err
+
+
+def test_coverage_commands(upgraded, store):
+    status, out, _ = upgraded("coverage", "show")
+    assert status == 0
+    assert out == (
+        "country 1: allowed\n  area 900: denied\n  area 976: denied\ncountry 44: allowed\n"
+    )
+    assert upgraded("coverage", "allow-country", "49")[:2] == (0, "country 49: allowed\n")
+    assert upgraded("coverage", "deny-country", "44")[0] == 0
+    assert upgraded("coverage", "allow-area", "49", "30")[0] == 0
+    assert upgraded("coverage", "deny-area", "1", "212")[:2] == (
+        0,
+        "country 1 area 212: denied\n",
+    )
+    rules = store.coverage.load()
+    assert rules.country_supported("49") and not rules.country_supported("44")
+    assert not rules.area_supported("1", "2125551234")
+    assert not rules.area_supported("49", "891234567")
+
+    data = json.loads(upgraded("coverage", "show", "--json")[1])
+    germany = next(c for c in data["countries"] if c["country_code"] == "49")
+    assert germany == {
+        "country_code": "49",
+        "allowed": True,
+        "areas": [{"prefix": "30", "allowed": True}],
+    }
+    assert "only allowed areas" in upgraded("coverage", "show")[1]
+
+    assert upgraded("coverage", "remove-area", "1", "212")[0] == 0
+    assert upgraded("coverage", "remove-area", "1", "212")[::2] == (
+        1,
+        "c2c: no rule for country 1 area 212\n",
+    )
+    assert upgraded("coverage", "allow-country", "0")[0] == 2
+    assert upgraded("coverage", "deny-area", "1", "9a")[0] == 2
+
+
+def test_calls_show_and_list(upgraded, store, make_call):
+    account = store.accounts.create("acme", 100)
+    call = make_call(
+        account.id, callback_url="http://cb.example/r?k=v", secret="hush", max_duration=5
+    )
+    store.accept_call(account.id, call, now=NOW, **ACCEPT_DEFAULTS)
+    store.calls.record_leg_gone(call.id, "caller", "NORMAL_CLEARING", "200", NOW + 70)
+    store.calls.settle(call.id, SettledOutcome(True, 2, None, 65), ended_at=NOW + 70, now=NOW + 71)
+    (job,) = store.callbacks.claim_due(NOW + 71, 10, 30)
+    store.callbacks.reschedule(
+        job.id, at=NOW + 72, next_attempt_at=NOW + 90, error="HTTP 500", http_status=500
+    )
+
+    status, out, _ = upgraded("calls", "show", call.id, "--json")
+    assert status == 0
+    shown = json.loads(out)
+    assert (shown["id"], shown["state"], shown["answered"], shown["minutes"]) == (
+        call.id,
+        "ended",
+        True,
+        2,
+    )
+    assert shown["reason"] is None
+    assert shown["caller_hangup_cause"] == "NORMAL_CLEARING"
+    assert shown["callee_hangup_cause"] is None
+    assert shown["switch"] == "fs1:8021"
+    assert shown["created_at"] == "2027-01-15T08:00:00.000Z"
+    assert shown["ended_at"] == "2027-01-15T08:01:10.000Z"
+    assert shown["bridged_at"] is None
+    assert shown["secret"] == "(set)"
+    assert "hush" not in out
+    assert shown["callback"]["status"] == "pending"
+    assert "secret=(secret)" in shown["callback"]["url"]
+    assert shown["callback_attempts"] == [
+        {
+            "callback_id": job.id,
+            "at": "2027-01-15T08:01:12.000Z",
+            "http_status": 500,
+            "error": "HTTP 500",
+        }
+    ]
+
+    status, out, _ = upgraded("calls", "show", call.id)
+    assert status == 0 and "NORMAL_CLEARING" in out and "HTTP 500" in out and "hush" not in out
+
+    other = make_call(account.id, "15550000001", "15550000002", max_duration=1)
+    store.accept_call(account.id, other, now=NOW + 5, **ACCEPT_DEFAULTS)
+    status, out, _ = upgraded("calls", "list", "--json")
+    assert [c["id"] for c in json.loads(out)] == [other.id, call.id]
+    status, out, _ = upgraded("calls", "list", "--state", "queued", "--json", "--limit", "5")
+    assert [c["id"] for c in json.loads(out)] == [other.id]
+    status, out, _ = upgraded("calls", "list")
+    assert status == 0 and other.id in out and call.id in out
+    assert upgraded("calls", "list", "--state", "bogus")[0] == 2
+    assert upgraded("calls", "show", "nope")[::2] == (1, "c2c: no call nope\n")
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import argparse, sys
+    from c2c.cli import calls, coverage, db, dnc, keys
+    from c2c.config import Config
+    parser = argparse.ArgumentParser(prog="c2c")
+    groups = parser.add_subparsers(dest="group", required=True)
+    for module in (db, keys, dnc, coverage, calls):
+        module.add_parser(groups)
+    args = parser.parse_args(sys.argv[1:])
+    sys.exit(args.func(args, Config.from_env()))
+    """
+)
+
+
+def test_as_a_process_errors_are_one_line_without_traceback(db_url, tmp_path):
+    env = {
+        **os.environ,
+        "C2C_DATABASE_URL": db_url,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _DRIVER, *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert run("db", "upgrade").returncode == 0
+    created = json.loads(run("keys", "create", "--name", "a", "--credits", "3", "--json").stdout)
+    assert created["credits"] == 3
+    failed = run("dnc", "import", str(tmp_path / "missing"))
+    assert failed.returncode == 1
+    assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
+    env["C2C_DATABASE_URL"] = "mysql+pymysql://root@127.0.0.1:1/none"
+    unreachable = run("keys", "list")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("c2c: database error:")
+    assert unreachable.stderr.count("\n") == 1 and "Traceback" not in unreachable.stderr

@@ -1,0 +1,342 @@
+"""Accepting calls: the checks made in the transaction, the reservation, flood protection, and
+that a rejected request leaves nothing behind, also under concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from c2c.calls.states import CallState
+from c2c.errors import RequestRejected
+from c2c.store import Store, make_engine, schema
+from tests.conftest import ACCEPT_DEFAULTS
+
+NOW = 1_800_000_000.0
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def accept(store, call, now=NOW, **overrides):
+    return store.accept_call(call.account_id, call, now=now, **{**ACCEPT_DEFAULTS, **overrides})
+
+
+def table_count(store, table) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar()
+
+
+def flood_numbers(store) -> set[int]:
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(schema.flood.c.number)).scalars())
+
+
+def assert_nothing_left(store, account_id, reserved=0, calls=0, flood=frozenset()):
+    assert store.accounts.find(account_id).reserved == reserved
+    assert table_count(store, schema.calls) == calls
+    assert flood_numbers(store) == set(flood)
+
+
+def test_an_accepted_call_is_recorded_with_its_reservation(store, make_call):
+    account = store.accounts.create("acme", 500)
+    call = make_call(account.id, callback_url="https://example.com/cb", secret="s3")
+    accepted = accept(store, call)
+    assert accepted.id == call.id and accepted.max_minutes == 120
+    assert accepted.deadline_at == NOW + 2 * 30 + 120 * 60 + 120
+
+    row = store.calls.get(call.id)
+    assert row["state"] == CallState.QUEUED.value
+    assert (row["caller_country_code"], row["caller_number"]) == ("1", "5552104427")
+    assert (row["callee_country_code"], row["callee_number"]) == ("44", "2071234567")
+    assert (row["job_uuid"], row["caller_uuid"], row["callee_uuid"]) == (
+        call.job_uuid,
+        call.caller_uuid,
+        call.callee_uuid,
+    )
+    assert (row["switch"], row["max_minutes"], row["created_at"]) == ("fs1:8021", 120, NOW)
+    assert (row["callback_url"], row["secret"]) == ("https://example.com/cb", "s3")
+    assert store.accounts.find(account.id).reserved == 120
+    assert flood_numbers(store) == {15552104427, 442071234567}
+    assert store.calls.find_by_job_uuid(call.job_uuid)["id"] == call.id
+
+
+@pytest.mark.parametrize(
+    ("credits", "max_duration", "cap", "reserved"),
+    [
+        (500, None, 120, 120),  # the operator's cap
+        (500, 10, 120, 10),  # the customer's limit
+        (500, 300, 120, 120),  # the cap bounds the customer's limit too
+        (7, None, 120, 7),  # what is available
+        (7, 5, 120, 5),
+        (1, None, 120, 1),
+    ],
+)
+def test_the_reservation_is_the_smallest_limit(
+    store, make_call, credits, max_duration, cap, reserved
+):
+    account = store.accounts.create("acme", credits)
+    accepted = accept(store, make_call(account.id, max_duration=max_duration), max_call_minutes=cap)
+    assert accepted.max_minutes == reserved
+    assert store.accounts.find(account.id).reserved == reserved
+
+
+def test_running_calls_hold_credit(store, make_call):
+    account = store.accounts.create("acme", 15)
+    accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=10))
+    second = accept(store, make_call(account.id, "15550000003", "15550000004"))
+    assert second.max_minutes == 5  # 15 - 10 available
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id, "15550000005", "15550000006"))
+    assert rejected.value.code == 2
+    assert_nothing_left(
+        store,
+        account.id,
+        reserved=15,
+        calls=2,
+        flood={15550000001, 15550000002, 15550000003, 15550000004},
+    )
+
+
+def test_no_credit_is_code_2_and_leaves_nothing(store, make_call):
+    account = store.accounts.create("acme", 0)
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id))
+    assert rejected.value.code == 2
+    assert_nothing_left(store, account.id)
+
+
+def test_disabled_is_code_5_and_unknown_is_code_1(store, make_call):
+    account = store.accounts.create("acme", 10)
+    store.accounts.set_enabled(account.id, False)
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id))
+    assert rejected.value.code == 5
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id + 1000))
+    assert rejected.value.code == 1
+    assert_nothing_left(store, account.id)
+
+
+def test_flood_is_code_6_for_caller_or_callee_and_leaves_nothing(store, make_call):
+    account = store.accounts.create("acme", 500)
+    first = accept(store, make_call(account.id, "15550000001", "15550000002"))
+    # The callee of the first call is the caller here; the other number is fresh.
+    for caller, callee in (("15550000002", "15550000009"), ("15550000009", "15550000001")):
+        with pytest.raises(RequestRejected) as rejected:
+            accept(store, make_call(account.id, caller, callee), now=NOW + 59)
+        assert rejected.value.code == 6
+    assert_nothing_left(
+        store, account.id, reserved=first.max_minutes, calls=1, flood={15550000001, 15550000002}
+    )
+
+
+def test_the_window_passes(store, make_call):
+    account = store.accounts.create("acme", 500)
+    accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=1))
+    accepted = accept(store, make_call(account.id, "15550000001", "15550000003"), now=NOW + 60)
+    assert accepted.created_at == NOW + 60
+    with pytest.raises(RequestRejected):
+        accept(store, make_call(account.id, "15550000001", "15550000004"), now=NOW + 119)
+
+
+def test_a_zero_window_turns_flood_protection_off(store, make_call):
+    account = store.accounts.create("acme", 500)
+    for _ in range(3):
+        accept(store, make_call(account.id, max_duration=1), flood_seconds=0)
+    assert table_count(store, schema.calls) == 3
+    assert flood_numbers(store) == set()
+
+
+def test_calling_yourself_is_one_number(store, make_call):
+    account = store.accounts.create("acme", 500)
+    accept(store, make_call(account.id, "15550000001", "15550000001"))
+    assert flood_numbers(store) == {15550000001}
+
+
+def test_a_mismatched_account_is_a_programming_error(store, make_call):
+    account = store.accounts.create("acme", 5)
+    call = make_call(account.id)
+    with pytest.raises(ValueError):
+        store.accept_call(account.id + 1, call, now=NOW, **ACCEPT_DEFAULTS)
+
+
+def test_cancel_undoes_an_accept_that_never_reached_a_switch(store, make_call):
+    account = store.accounts.create("acme", 500)
+    kept = accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=3))
+    call = make_call(account.id, "15550000003", "15550000004")
+    accept(store, call, now=NOW + 1)
+    assert store.cancel_call(call.id) is True
+    assert store.cancel_call(call.id) is False
+    assert_nothing_left(
+        store, account.id, reserved=kept.max_minutes, calls=1, flood={15550000001, 15550000002}
+    )
+    accept(store, make_call(account.id, "15550000003", "15550000004"), now=NOW + 2)  # retry works
+
+
+def test_cancel_leaves_a_call_the_switch_has_seen(store, make_call):
+    account = store.accounts.create("acme", 500)
+    call = make_call(account.id)
+    accept(store, call)
+    store.calls.advance(call.id, [CallState.QUEUED], CallState.CALLER_RINGING)
+    assert store.cancel_call(call.id) is False
+    assert store.calls.get(call.id) is not None
+
+
+def test_prune_flood_drops_only_old_stamps(store, make_call):
+    account = store.accounts.create("acme", 500)
+    accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=1))
+    accept(
+        store, make_call(account.id, "15550000003", "15550000004", max_duration=1), now=NOW + 100
+    )
+    assert store.prune_flood(NOW + 50) == 2
+    assert flood_numbers(store) == {15550000003, 15550000004}
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+SHARED = "15559990000"
+
+
+def _race(store_url, make_call, account_ids):
+    """One accept per account, all at once, each from its own thread and engine with a warm
+    connection; the shared number is the caller for half of them and the callee for the rest."""
+    stores = [Store(make_engine(store_url)) for _ in account_ids]
+    for s in stores:
+        s.ping()  # connect now, so that the accepts start together
+    barrier = threading.Barrier(len(account_ids))
+    outcomes: list[object] = [None] * len(account_ids)
+
+    def run(i: int, account_id: int) -> None:
+        other = f"1555{i:07d}"
+        caller, callee = (SHARED, other) if i % 2 == 0 else (other, SHARED)
+        call = make_call(account_id, caller, callee, max_duration=3)
+        barrier.wait(timeout=30)
+        try:
+            outcomes[i] = accept(stores[i], call, now=time.time()).id
+        except RequestRejected as exc:
+            outcomes[i] = exc.code
+        except Exception as exc:  # reported by the assertion below
+            outcomes[i] = repr(exc)
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(account_ids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for s in stores:
+        s.dispose()
+    return outcomes
+
+
+def _assert_one_winner(store, outcomes, account_ids):
+    winners = [o for o in outcomes if isinstance(o, str)]
+    assert len(winners) == 1, outcomes
+    assert sorted(o for o in outcomes if not isinstance(o, str)) == [6] * (len(outcomes) - 1)
+    # The losers left nothing: one call, its reservation, its two flood stamps.
+    assert table_count(store, schema.calls) == 1
+    assert sum(store.accounts.find(a).reserved for a in set(account_ids)) == 3
+    winner = store.calls.get(winners[0])
+    numbers = {
+        int(winner["caller_country_code"] + winner["caller_number"]),
+        int(winner["callee_country_code"] + winner["callee_number"]),
+    }
+    assert int(SHARED) in numbers
+    assert flood_numbers(store) == numbers
+
+
+def test_fifty_simultaneous_accepts_from_different_accounts_admit_one(store, store_url, make_call):
+    account_ids = [store.accounts.create(f"a{i}", 10).id for i in range(50)]
+    outcomes = _race(store_url, make_call, account_ids)
+    _assert_one_winner(store, outcomes, account_ids)
+
+
+def test_fifty_simultaneous_accepts_on_one_account_admit_one(store, store_url, make_call):
+    account_id = store.accounts.create("a", 1000).id
+    outcomes = _race(store_url, make_call, [account_id] * 50)
+    _assert_one_winner(store, outcomes, [account_id])
+
+
+_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading, time, uuid
+    from c2c.errors import RequestRejected
+    from c2c.numbers import PhoneNumber
+    from c2c.store import NewCall, Store
+    url, shared, first, accounts = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+    stores = [Store.from_url(url) for _ in accounts]
+    for store in stores:
+        store.ping()  # connect before the start
+    go = threading.Event()
+    results = [None] * len(accounts)
+    def run(i, account_id):
+        other = PhoneNumber("1", f"555{first + i:07d}")
+        me = PhoneNumber("1", shared[1:])
+        caller, callee = (me, other) if i % 2 else (other, me)
+        call = NewCall(id=str(uuid.uuid4()), account_id=account_id, caller=caller, callee=callee,
+                       caller_id="5550000000", callback_url=None, secret="", max_duration=3,
+                       switch="fs1", job_uuid=str(uuid.uuid4()), caller_uuid=str(uuid.uuid4()),
+                       callee_uuid=str(uuid.uuid4()))
+        go.wait(60)
+        try:
+            results[i] = stores[i].accept_call(account_id, call, flood_seconds=60,
+                                               max_call_minutes=120, ring_timeout=30,
+                                               settle_grace=120, now=time.time()).id
+        except RequestRejected as exc:
+            results[i] = exc.code
+        except Exception as exc:
+            results[i] = repr(exc)
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(accounts)]
+    [t.start() for t in threads]
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent says go once every process is ready
+    go.set()
+    [t.join(60) for t in threads]
+    print(json.dumps(results), flush=True)
+    """
+)
+
+
+def test_fifty_simultaneous_accepts_from_five_processes_admit_one(store, store_url):
+    account_ids = [store.accounts.create(f"a{i}", 10).id for i in range(50)]
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PROCESS_SCRIPT,
+                store_url,
+                SHARED,
+                str(p * 10),
+                json.dumps(account_ids[p * 10 : p * 10 + 10]),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for p in range(5)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout.readline().strip() == "ready"
+        for process in processes:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outcomes = []
+        for process in processes:
+            out, _ = process.communicate(timeout=120)
+            assert process.returncode == 0
+            outcomes.extend(json.loads(out))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    _assert_one_winner(store, outcomes, account_ids)

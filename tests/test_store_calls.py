@@ -1,0 +1,253 @@
+"""Call rows after the accept: forward-only moves, the legs' ends, and settling exactly once."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from c2c.calls.states import CallState, Reason
+from c2c.store import SettledOutcome, Store, make_engine, schema
+from tests.conftest import ACCEPT_DEFAULTS
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def account(store):
+    return store.accounts.create("acme", 100)
+
+
+@pytest.fixture
+def placed(store, account, make_call):
+    """Place a call: placed(**make_call kwargs) -> its id."""
+    counter = iter(range(1, 10_000))
+
+    def place(max_duration=1, callback_url=None, secret="", switch="fs1:8021", now=NOW):
+        n = next(counter)
+        call = make_call(
+            account.id,
+            f"1555{n:07d}",
+            f"4420{n:08d}",
+            max_duration=max_duration,
+            callback_url=callback_url,
+            secret=secret,
+            switch=switch,
+        )
+        store.accept_call(account.id, call, now=now, **ACCEPT_DEFAULTS)
+        return call.id
+
+    return place
+
+
+def answered(minutes, billsec=None):
+    return SettledOutcome(True, minutes, None, billsec if billsec is not None else minutes * 60)
+
+
+def test_advance_moves_forward_once(store, placed):
+    call_id = placed()
+    assert store.calls.advance(call_id, [CallState.QUEUED], CallState.CALLER_RINGING)
+    assert not store.calls.advance(call_id, [CallState.QUEUED], CallState.CALLER_RINGING)
+    assert store.calls.advance(
+        call_id,
+        ["queued", "caller_ringing"],
+        "caller_answered",
+        caller_answered_at=NOW + 3,
+    )
+    row = store.calls.get(call_id)
+    assert (row["state"], row["caller_answered_at"]) == ("caller_answered", NOW + 3)
+    assert not store.calls.advance("no-such-call", [CallState.QUEUED], CallState.BRIDGED)
+
+
+def test_advance_refuses_backward_moves_ending_and_fixed_fields(store, placed):
+    call_id = placed()
+    with pytest.raises(ValueError):
+        store.calls.advance(call_id, [CallState.BRIDGED], CallState.CALLER_RINGING)
+    with pytest.raises(ValueError):
+        store.calls.advance(call_id, [CallState.BRIDGED], CallState.BRIDGED)
+    with pytest.raises(ValueError):
+        store.calls.advance(call_id, [CallState.BRIDGED], CallState.ENDED)
+    with pytest.raises(ValueError):
+        store.calls.advance(call_id, [CallState.QUEUED], CallState.BRIDGED, minutes=3)
+
+
+def test_set_if_null_keeps_the_first_value(store, placed):
+    call_id = placed()
+    assert store.calls.set_if_null(call_id, {"callee_fate": "USER_BUSY", "recheck_at": NOW + 2})
+    assert not store.calls.set_if_null(call_id, {"callee_fate": "OTHER", "recheck_at": NOW + 9})
+    assert not store.calls.set_if_null(call_id, {"originate_error": None})
+    row = store.calls.get(call_id)
+    assert (row["callee_fate"], row["recheck_at"]) == ("USER_BUSY", NOW + 2)
+    assert store.calls.set_fields(call_id, {"recheck_at": NOW + 7, "deadline_at": NOW + 60})
+    row = store.calls.get(call_id)
+    assert (row["recheck_at"], row["deadline_at"]) == (NOW + 7, NOW + 60)
+    with pytest.raises(ValueError):
+        store.calls.set_fields(call_id, {"account_id": 2})
+
+
+def test_record_leg_gone_is_idempotent_and_fills_gaps(store, placed):
+    call_id = placed()
+    assert store.calls.record_leg_gone(call_id, "callee", "USER_BUSY", None, NOW + 5)
+    assert store.calls.record_leg_gone(call_id, "callee", "NORMAL_CLEARING", "486", NOW + 6)
+    assert not store.calls.record_leg_gone(call_id, "callee", "X", "500", NOW + 7)
+    row = store.calls.get(call_id)
+    assert (row["callee_hangup_cause"], row["callee_sip_status"], row["callee_gone_at"]) == (
+        "USER_BUSY",
+        "486",
+        NOW + 5,
+    )
+    assert row["caller_gone_at"] is None
+
+
+def test_lists_and_in_flight_counts(store, placed):
+    a = placed(switch="fs1:8021", now=NOW)
+    b = placed(switch="fs2:8021", now=NOW + 1)
+    c = placed(switch="fs2:8021", now=NOW + 2)
+    store.calls.settle(a, answered(0), ended_at=NOW + 5)
+    assert store.calls.in_flight_by_switch() == {"fs2:8021": 2}
+    assert [r["id"] for r in store.calls.in_flight("fs2:8021")] == [b, c]
+    assert [r["id"] for r in store.calls.list()] == [c, b, a]
+    assert [r["id"] for r in store.calls.list(limit=1)] == [c]
+    assert [r["id"] for r in store.calls.list(state="ended")] == [a]
+    assert store.calls.list(account_id=999) == []
+
+
+def test_needing_attention_and_overdue(store, placed):
+    quiet = placed(switch="fs1")
+    gone = placed(switch="fs1")
+    recheck = placed(switch="fs1")
+    store.calls.record_leg_gone(gone, "caller", "NORMAL_CLEARING", None, NOW + 1)
+    store.calls.set_fields(recheck, {"recheck_at": NOW + 2})
+    ids = {r["id"] for r in store.calls.needing_attention("fs1", NOW + 3)}
+    assert ids == {gone, recheck}
+    assert quiet not in {r["id"] for r in store.calls.needing_attention("fs1", NOW + 3)}
+    deadline = store.calls.get(quiet)["deadline_at"]
+    assert quiet in {r["id"] for r in store.calls.needing_attention("fs1", deadline)}
+    assert store.calls.overdue(deadline - 1) == []
+    assert {r["id"] for r in store.calls.overdue(deadline + 1)} == {quiet, gone, recheck}
+
+
+def test_settle_debits_releases_and_enqueues_the_callback(store, account, placed):
+    call_id = placed(max_duration=10, callback_url="https://example.com/cb?x=1", secret="a b&c")
+    assert store.accounts.find(account.id).reserved == 10
+    assert store.calls.settle(call_id, answered(3, 150), ended_at=NOW + 200, now=NOW + 201)
+
+    row = store.calls.get(call_id)
+    assert (row["state"], row["answered"], row["minutes"], row["reason"]) == (
+        "ended",
+        True,
+        3,
+        None,
+    )
+    assert (row["billsec"], row["ended_at"]) == (150, NOW + 200)
+    after = store.accounts.find(account.id)
+    assert (after.credits, after.reserved) == (97, 0)
+    debit = store.ledger.entries(account.id)[0]
+    assert (debit["kind"], debit["delta"], debit["balance_after"], debit["call_id"]) == (
+        "debit",
+        -3,
+        97,
+        call_id,
+    )
+    assert store.ledger.check() == []
+
+    callback = store.callbacks.get_for_call(call_id)
+    assert (callback["status"], callback["attempts"], callback["next_attempt_at"]) == (
+        "pending",
+        0,
+        NOW + 201,
+    )
+    url = urlsplit(callback["url"])
+    assert (url.scheme, url.netloc, url.path) == ("https", "example.com", "/cb")
+    assert parse_qsl(url.query, keep_blank_values=True) == [
+        ("x", "1"),
+        ("caller_phone_number", row["caller_number"]),
+        ("callee_phone_number", row["callee_number"]),
+        ("minutes", "3"),
+        ("secret", "a b&c"),
+        ("answered", "1"),
+        ("reason", ""),
+    ]
+
+
+def test_settle_happens_once(store, account, placed):
+    call_id = placed(max_duration=10)
+    assert store.calls.settle(call_id, answered(2), ended_at=NOW + 100)
+    assert not store.calls.settle(call_id, answered(5), ended_at=NOW + 300)
+    assert store.calls.get(call_id)["minutes"] == 2
+    assert store.accounts.find(account.id).credits == 98
+    assert not store.calls.settle("no-such-call", answered(1), ended_at=NOW)
+
+
+def test_an_unanswered_call_bills_nothing_and_reports_its_reason(store, account, placed):
+    call_id = placed(callback_url="http://cb.example/")
+    outcome = SettledOutcome(False, 4, Reason.BUSY, 0)  # minutes are ignored when not answered
+    assert store.calls.settle(call_id, outcome, ended_at=NOW + 20)
+    row = store.calls.get(call_id)
+    assert (row["answered"], row["minutes"], row["reason"]) == (False, 0, 5)
+    assert store.accounts.find(account.id).credits == 100
+    assert [e["kind"] for e in store.ledger.entries(account.id)] == ["grant"]
+    query = dict(parse_qsl(urlsplit(store.callbacks.get_for_call(call_id)["url"]).query, True))
+    assert (query["answered"], query["reason"], query["minutes"]) == ("0", "5", "0")
+
+
+def test_minutes_are_capped_at_the_calls_limit(store, account, placed):
+    call_id = placed(max_duration=2)
+    store.calls.settle(call_id, answered(3), ended_at=NOW + 200)
+    assert store.calls.get(call_id)["minutes"] == 2
+    assert store.accounts.find(account.id).credits == 98
+
+
+def test_credits_removed_meanwhile_never_go_negative(store, account, placed):
+    call_id = placed(max_duration=10)
+    store.accounts.add_credits(account.id, -99)  # 1 left, 10 reserved
+    store.calls.settle(call_id, answered(5), ended_at=NOW + 300)
+    after = store.accounts.find(account.id)
+    assert (after.credits, after.reserved) == (0, 0)
+    debit = store.ledger.entries(account.id)[0]
+    assert (debit["delta"], debit["balance_after"]) == (-1, 0)
+    assert store.ledger.check() == []
+
+
+def test_settle_extra_fields(store, placed):
+    call_id = placed()
+    store.calls.settle(
+        call_id,
+        SettledOutcome(False, 0, Reason.FAILED, None),
+        ended_at=NOW,
+        extra_fields={"originate_error": "GATEWAY_DOWN"},
+    )
+    assert store.calls.get(call_id)["originate_error"] == "GATEWAY_DOWN"
+
+
+def test_concurrent_settles_settle_once(store, store_url, account, placed):
+    call_id = placed(max_duration=10, callback_url="http://cb.example/")
+    stores = [Store(make_engine(store_url)) for _ in range(12)]
+    for s in stores:
+        s.ping()
+    barrier = threading.Barrier(len(stores))
+    results: list[object] = []
+
+    def run(s: Store) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results.append(s.calls.settle(call_id, answered(4), ended_at=NOW + 300))
+        except Exception as exc:  # reported by the assertion below
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for s in stores:
+        s.dispose()
+
+    assert sorted(results, key=str) == [False] * 11 + [True]
+    after = store.accounts.find(account.id)
+    assert (after.credits, after.reserved) == (96, 0)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.callbacks)).scalar() == 1
+    assert store.ledger.check() == []

@@ -1,0 +1,69 @@
+"""Schema creation and upgrades, on both backends."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import inspect, select
+
+from c2c.errors import StoreError
+from c2c.store import make_engine, migrations, schema
+
+
+def test_upgrade_creates_everything_then_does_nothing(engine):
+    assert migrations.current_version(engine) == 0
+    assert not migrations.check_current(engine)
+
+    assert migrations.upgrade(engine) == [m.version for m in migrations.MIGRATIONS]
+    assert migrations.upgrade(engine) == []
+    assert migrations.check_current(engine)
+    assert set(schema.metadata.tables) <= set(inspect(engine).get_table_names())
+
+
+def test_version_one_seeds_the_default_coverage(engine):
+    migrations.upgrade(engine)
+    migrations.upgrade(engine)  # the second run must not seed twice
+    with engine.connect() as conn:
+        countries = conn.execute(select(schema.coverage_countries)).all()
+        areas = conn.execute(select(schema.coverage_areas)).all()
+    assert sorted((cc, bool(ok)) for cc, ok in countries) == [("1", True), ("44", True)]
+    assert sorted((cc, p, bool(ok)) for cc, p, ok in areas) == [
+        ("1", "900", False),
+        ("1", "976", False),
+    ]
+
+
+def test_concurrent_upgrades_take_turns(store_url):
+    engines = [make_engine(store_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def run(engine):
+        barrier.wait(timeout=10)
+        try:
+            results.append(migrations.upgrade(engine))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert errors == []
+        assert sorted(results) == [[], [], [], [1]]
+        assert migrations.check_current(engines[0])
+    finally:
+        for e in engines:
+            e.dispose()
+
+
+def test_a_newer_database_is_refused(engine):
+    migrations.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(schema.schema_version.insert().values(version=999, applied_at=0.0))
+    with pytest.raises(StoreError, match="newer"):
+        migrations.upgrade(engine)
