@@ -32,6 +32,8 @@ def captures_dir() -> Path | None:
 def require_captures() -> Path:
     path = captures_dir()
     if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("esl-captures not found on CI (set C2C_ESL_CAPTURES)")
         pytest.skip("esl-captures not found (set C2C_ESL_CAPTURES)")
     return path
 

@@ -11,8 +11,10 @@ from c2c.calls.outcome import (
     reason_for_cause,
 )
 from c2c.calls.states import Reason
+from tests.esl_captures import captures_dir
 
-CAPTURES = Path("/work/shared/esl-captures/summary.json")
+_CAPTURES_DIR = captures_dir()
+CAPTURES = (_CAPTURES_DIR or Path("/nonexistent")) / "summary.json"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,12 @@
+"""c2c fakeswitch: a FreeSWITCH Event Socket simulator (DESIGN.md section 5).
+
+``FakeSwitch`` (server.py) is the entry point; ``Scenario`` (scenarios.py) says what each dialled
+number does; ``Faults`` (faults.py) makes it misbehave on demand. Run it as a process with
+``python -m c2c.fakeswitch`` or ``c2c fakeswitch`` (runner.py).
+"""
+
+from c2c.fakeswitch.faults import Faults
+from c2c.fakeswitch.scenarios import Behaviour, Scenario, ScenarioError
+from c2c.fakeswitch.server import FakeSwitch
+
+__all__ = ["Behaviour", "FakeSwitch", "Faults", "Scenario", "ScenarioError"]

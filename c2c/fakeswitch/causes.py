@@ -1,0 +1,221 @@
+"""Hangup causes: names, numbers, Q.850 codes and the SIP status mappings sofia uses.
+
+From esl-reference.md section 4 (switch_types.h, switch_channel.c, sofia_glue.c).
+"""
+
+from __future__ import annotations
+
+CAUSE_NUMBERS: dict[str, int] = {
+    "NONE": 0,
+    "UNALLOCATED_NUMBER": 1,
+    "NO_ROUTE_TRANSIT_NET": 2,
+    "NO_ROUTE_DESTINATION": 3,
+    "CHANNEL_UNACCEPTABLE": 6,
+    "CALL_AWARDED_DELIVERED": 7,
+    "NORMAL_CLEARING": 16,
+    "USER_BUSY": 17,
+    "NO_USER_RESPONSE": 18,
+    "NO_ANSWER": 19,
+    "SUBSCRIBER_ABSENT": 20,
+    "CALL_REJECTED": 21,
+    "NUMBER_CHANGED": 22,
+    "REDIRECTION_TO_NEW_DESTINATION": 23,
+    "EXCHANGE_ROUTING_ERROR": 25,
+    "DESTINATION_OUT_OF_ORDER": 27,
+    "INVALID_NUMBER_FORMAT": 28,
+    "FACILITY_REJECTED": 29,
+    "RESPONSE_TO_STATUS_ENQUIRY": 30,
+    "NORMAL_UNSPECIFIED": 31,
+    "NORMAL_CIRCUIT_CONGESTION": 34,
+    "NETWORK_OUT_OF_ORDER": 38,
+    "NORMAL_TEMPORARY_FAILURE": 41,
+    "SWITCH_CONGESTION": 42,
+    "ACCESS_INFO_DISCARDED": 43,
+    "REQUESTED_CHAN_UNAVAIL": 44,
+    "PRE_EMPTED": 45,
+    "FACILITY_NOT_SUBSCRIBED": 50,
+    "OUTGOING_CALL_BARRED": 52,
+    "INCOMING_CALL_BARRED": 54,
+    "BEARERCAPABILITY_NOTAUTH": 57,
+    "BEARERCAPABILITY_NOTAVAIL": 58,
+    "SERVICE_UNAVAILABLE": 63,
+    "BEARERCAPABILITY_NOTIMPL": 65,
+    "CHAN_NOT_IMPLEMENTED": 66,
+    "FACILITY_NOT_IMPLEMENTED": 69,
+    "SERVICE_NOT_IMPLEMENTED": 79,
+    "INVALID_CALL_REFERENCE": 81,
+    "INCOMPATIBLE_DESTINATION": 88,
+    "INVALID_MSG_UNSPECIFIED": 95,
+    "MANDATORY_IE_MISSING": 96,
+    "MESSAGE_TYPE_NONEXIST": 97,
+    "WRONG_MESSAGE": 98,
+    "IE_NONEXIST": 99,
+    "INVALID_IE_CONTENTS": 100,
+    "WRONG_CALL_STATE": 101,
+    "RECOVERY_ON_TIMER_EXPIRE": 102,
+    "MANDATORY_IE_LENGTH_ERROR": 103,
+    "PROTOCOL_ERROR": 111,
+    "INTERWORKING": 127,
+    "SUCCESS": 142,
+    "ORIGINATOR_CANCEL": 487,
+    "CRASH": 700,
+    "SYSTEM_SHUTDOWN": 701,
+    "LOSE_RACE": 702,
+    "MANAGER_REQUEST": 703,
+    "BLIND_TRANSFER": 800,
+    "ATTENDED_TRANSFER": 801,
+    "ALLOTTED_TIMEOUT": 802,
+    "USER_CHALLENGE": 803,
+    "MEDIA_TIMEOUT": 804,
+    "PICKED_OFF": 805,
+    "USER_NOT_REGISTERED": 806,
+    "PROGRESS_TIMEOUT": 807,
+    "INVALID_GATEWAY": 808,
+    "GATEWAY_DOWN": 809,
+    "INVALID_URL": 810,
+    "INVALID_PROFILE": 811,
+    "NO_PICKUP": 812,
+    "SRTP_READ_ERROR": 813,
+    "BOWOUT": 814,
+    "BUSY_EVERYWHERE": 815,
+    "DECLINE": 816,
+    "DOES_NOT_EXIST_ANYWHERE": 817,
+    "NOT_ACCEPTABLE": 818,
+    "UNWANTED": 819,
+    "NO_IDENTITY": 820,
+    "BAD_IDENTITY_INFO": 821,
+    "UNSUPPORTED_CERTIFICATE": 822,
+    "INVALID_IDENTITY": 823,
+    "STALE_DATE": 824,
+    "REJECT_ALL": 825,
+}
+_CAUSE_NAMES = {number: name for name, number in CAUSE_NUMBERS.items()}
+
+# sofia_glue_sip_cause_to_freeswitch
+_SIP_TO_CAUSE: dict[int, str] = {
+    200: "NORMAL_CLEARING",
+    401: "CALL_REJECTED",
+    402: "CALL_REJECTED",
+    403: "CALL_REJECTED",
+    407: "CALL_REJECTED",
+    603: "CALL_REJECTED",
+    608: "CALL_REJECTED",
+    607: "UNWANTED",
+    404: "UNALLOCATED_NUMBER",
+    485: "NO_ROUTE_DESTINATION",
+    604: "NO_ROUTE_DESTINATION",
+    408: "RECOVERY_ON_TIMER_EXPIRE",
+    504: "RECOVERY_ON_TIMER_EXPIRE",
+    410: "NUMBER_CHANGED",
+    413: "INTERWORKING",
+    414: "INTERWORKING",
+    416: "INTERWORKING",
+    420: "INTERWORKING",
+    421: "INTERWORKING",
+    423: "INTERWORKING",
+    505: "INTERWORKING",
+    513: "INTERWORKING",
+    480: "NO_USER_RESPONSE",
+    400: "NORMAL_TEMPORARY_FAILURE",
+    481: "NORMAL_TEMPORARY_FAILURE",
+    500: "NORMAL_TEMPORARY_FAILURE",
+    503: "NORMAL_TEMPORARY_FAILURE",
+    486: "USER_BUSY",
+    600: "USER_BUSY",
+    484: "INVALID_NUMBER_FORMAT",
+    488: "INCOMPATIBLE_DESTINATION",
+    606: "INCOMPATIBLE_DESTINATION",
+    502: "NETWORK_OUT_OF_ORDER",
+    405: "SERVICE_UNAVAILABLE",
+    406: "SERVICE_NOT_IMPLEMENTED",
+    415: "SERVICE_NOT_IMPLEMENTED",
+    501: "SERVICE_NOT_IMPLEMENTED",
+    482: "EXCHANGE_ROUTING_ERROR",
+    483: "EXCHANGE_ROUTING_ERROR",
+    487: "ORIGINATOR_CANCEL",
+    428: "NO_IDENTITY",
+    429: "BAD_IDENTITY_INFO",
+    437: "UNSUPPORTED_CERTIFICATE",
+    438: "INVALID_IDENTITY",
+}
+
+SIP_REASON_PHRASES: dict[int, str] = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+    607: "Unwanted",
+}
+
+# DIALSTATUS labels that differ from the cause name (switch_ivr_originate.c)
+_DIALSTATUS = {
+    "USER_BUSY": "BUSY",
+    "NO_ANSWER": "NOANSWER",
+    "ORIGINATOR_CANCEL": "CANCEL",
+    "CALL_REJECTED": "DONTCALL",
+    "INVALID_NUMBER_FORMAT": "INVALIDARGS",
+}
+
+# When the &bridge leg fails with one of these, A carries on and ends NORMAL_CLEARING (CHAN:4954)
+CONTINUE_CAUSES = frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL"})
+
+
+def is_cause(name: str) -> bool:
+    return name.upper() in CAUSE_NUMBERS
+
+
+def cause_from_string(text: str | None, default: str = "NORMAL_CLEARING") -> str:
+    """switch_channel_str2cause: a name (any case) or a number; anything else gives the default."""
+    if not text:
+        return default
+    upper = text.strip().upper()
+    if upper in CAUSE_NUMBERS:
+        return upper
+    if upper.isdigit():
+        return _CAUSE_NAMES.get(int(upper), default)
+    return default
+
+
+def q850(cause: str) -> int:
+    """hangup_cause_q850: the cause number when it is a Q.850 one (<= 127), else 16."""
+    number = CAUSE_NUMBERS.get(cause, 16)
+    return number if number <= 127 else 16
+
+
+def cause_number(cause: str) -> int:
+    return CAUSE_NUMBERS.get(cause, 0)
+
+
+def sip_status_to_cause(status: int) -> str:
+    return _SIP_TO_CAUSE.get(status, "NORMAL_UNSPECIFIED")
+
+
+def sip_reason_phrase(status: int) -> str:
+    return SIP_REASON_PHRASES.get(status, "Unknown")
+
+
+def dialstatus(cause: str) -> str:
+    return _DIALSTATUS.get(cause, cause)
