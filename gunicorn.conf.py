@@ -1,11 +1,15 @@
 """gunicorn settings for c2c: gevent workers, nothing opened before the fork.
 
 Override with environment variables: C2C_BIND (127.0.0.1:8080), C2C_WORKERS (CPU count),
-C2C_WORKER_CONNECTIONS (1000), or with gunicorn's own command-line flags.
+C2C_WORKER_CONNECTIONS (1000), C2C_METRICS_DIR (where the workers keep their Prometheus values;
+default a fresh temporary directory), or with gunicorn's own command-line flags.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("C2C_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("C2C_WORKERS", multiprocessing.cpu_count()))
@@ -34,3 +38,35 @@ def worker_exit(server, worker):
     runtime = getattr(getattr(worker, "wsgi", None), "c2c_runtime", None)
     if runtime is not None:
         runtime.stop()
+
+
+# Prometheus multiprocess mode: every worker writes its values to files in one directory, and
+# /metrics sums them. prometheus_client chooses file-backed values once, when first imported, so
+# this file only imports it inside hooks, and the directory is set before any worker forks.
+_metrics_dir_made = []  # the temporary directory we created, removed again at exit
+
+
+def on_starting(server):
+    path = os.environ.get("C2C_METRICS_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        # Values left by a previous run's workers would be added to ours: start from zero.
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    else:
+        path = tempfile.mkdtemp(prefix="c2c-metrics-")
+        _metrics_dir_made.append(path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # inherited by every forked worker
+    server.log.info("Prometheus multiprocess directory: %s", path)
+
+
+def child_exit(server, worker):
+    # Drop the dead worker's live gauges (switch connected, listener); its counters still count.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for path in _metrics_dir_made:
+        shutil.rmtree(path, ignore_errors=True)

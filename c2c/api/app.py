@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import falcon
 
+from c2c.api.cdr import CdrResource
 from c2c.api.clicktocall import ClickToCallResource
 from c2c.api.health import HealthResource, ReadyResource
+from c2c.api.metrics_resource import MetricsResource
 from c2c.api.runtime import Runtime
 
 
-def create_app(runtime: Runtime) -> falcon.App:
-    app = falcon.App(media_type=falcon.MEDIA_JSON)
+class C2CApp(falcon.App):
+    """falcon's App with a slot for the runtime, which gunicorn's hooks start and stop."""
+
+    c2c_runtime: Runtime
+
+
+def create_app(runtime: Runtime) -> C2CApp:
+    app = C2CApp(media_type=falcon.MEDIA_JSON)
     app.req_options.strip_url_path_trailing_slash = True
-    clicktocall = ClickToCallResource(runtime.placer, on_result=runtime.metrics.request_code)
+    clicktocall = ClickToCallResource(runtime.placer, runtime.metrics)
     app.add_route("/api/clicktocall", clicktocall)
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(runtime.store, runtime.switches))
+    app.add_route("/metrics", MetricsResource(runtime.metrics, runtime.store, runtime.switches))
+    # The CDR safety net: any worker may apply a leg's end (settlement is idempotent).
+    cdr = CdrResource(runtime.listener.leg_ended, runtime.config.cdr_user,
+                      runtime.config.cdr_password, runtime.config.internal_networks)
+    app.add_route("/internal/cdr", cdr)
+    app.add_route("/internal/cdr/json", cdr, suffix="json")
     # Reachable from gunicorn hooks (post_worker_init starts the background work after fork).
-    app.c2c_runtime = runtime  # type: ignore[attr-defined]
+    app.c2c_runtime = runtime
     return app

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import falcon
 
+from c2c.api.metrics import Metrics
 from c2c.api.params import BodyTooLarge, request_params
 from c2c.calls.placement import CallPlacer, Placement
 
@@ -53,9 +55,9 @@ def wants_json(req: falcon.Request) -> bool:
 
 
 class ClickToCallResource:
-    def __init__(self, placer: CallPlacer, on_result=None) -> None:
+    def __init__(self, placer: CallPlacer, metrics: Metrics) -> None:
         self._placer = placer
-        self._on_result = on_result  # metrics hook: called with the code
+        self._metrics = metrics
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._handle(req, resp)
@@ -64,15 +66,16 @@ class ClickToCallResource:
         self._handle(req, resp)
 
     def _handle(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
         try:
             params = request_params(req)
         except BodyTooLarge:
             placement = Placement(4, "form body too large")
         else:
             placement = self._placer.place(params)
-        if self._on_result is not None:
-            self._on_result(placement.code)
         write_placement(req, resp, placement)
+        self._metrics.request_code(placement.code)
+        self._metrics.observe_request(time.perf_counter() - started)
 
 
 def write_placement(req: falcon.Request, resp: falcon.Response, placement: Placement) -> None:

@@ -1,13 +1,199 @@
-"""Counters kept by this worker (exported at /metrics by a later change)."""
+"""c2c's Prometheus instruments, correct across gunicorn workers.
+
+Under gunicorn, gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the
+workers fork, so prometheus_client keeps every worker's values in files there and any worker can
+render the sum (multiprocess mode). Without it (tests, `c2c demo`) each Metrics keeps a plain
+registry of its own. The API is the same either way; `render()` yields the right view.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from c2c.calls.states import Reason
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+RESPONSE_CODES = range(12)  # DESIGN.md section 1: 0..11
+SETTLED_OUTCOMES = ("answered", *(reason.name.lower() for reason in Reason))
+CALLBACK_RESULTS = ("delivered", "retry", "failed")
+# clicktocall answers in milliseconds unless the store or a switch is slow; 1 s is already bad.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def multiprocess_enabled() -> bool:
+    """Whether prometheus_client is writing values to PROMETHEUS_MULTIPROC_DIR in this process.
+
+    prometheus_client picks its value class once, at import: the variable must be set before
+    anything imports it (gunicorn.conf.py imports it only lazily, for that reason).
+    """
+    in_files = values.ValueClass is not values.MutexValue
+    if os.environ.get(MULTIPROC_DIR_ENV) and not in_files:
+        log.warning(
+            "%s is set but prometheus_client was imported before it was: "
+            "metrics are this process's only",
+            MULTIPROC_DIR_ENV,
+        )
+    return in_files
+
+
+@dataclass(frozen=True)
+class _Instruments:
+    requests: Counter
+    request_duration: Histogram
+    calls_settled: Counter
+    callback_attempts: Counter
+    callbacks_failed: Counter
+    switch_connected: Gauge
+    switch_listener: Gauge
+
+
+def _build(registry: CollectorRegistry | None) -> _Instruments:
+    instruments = _Instruments(
+        requests=Counter(
+            "c2c_requests_total",
+            "clicktocall answers, by response code",
+            ["code"],
+            registry=registry,
+        ),
+        request_duration=Histogram(
+            "c2c_request_duration_seconds",
+            "Time to answer a clicktocall request",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        ),
+        calls_settled=Counter(
+            "c2c_calls_settled_total",
+            "Calls settled, by outcome: answered or the callback's reason",
+            ["outcome"],
+            registry=registry,
+        ),
+        callback_attempts=Counter(
+            "c2c_callback_attempts_total",
+            "Callback delivery attempts, by result (delivered, retry, failed)",
+            ["result"],
+            registry=registry,
+        ),
+        callbacks_failed=Counter(
+            "c2c_callbacks_failed_total",
+            "Callbacks given up on after the retry horizon",
+            registry=registry,
+        ),
+        # livemax: 1 when ANY live worker is connected; a dead worker's 1 is dropped by
+        # mark_process_dead (plain 'max' would keep it forever).
+        switch_connected=Gauge(
+            "c2c_switch_connected",
+            "1 when a worker has its command connection to the switch up",
+            ["switch"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        ),
+        # livesum: normally 1; 2 or more would mean two workers think they hold the lease.
+        switch_listener=Gauge(
+            "c2c_switch_listener",
+            "Workers holding the switch's event lease (this host)",
+            ["switch"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        ),
+    )
+    # Zero series from the start, so rate() and alerts see every label before its first event.
+    for code in RESPONSE_CODES:
+        instruments.requests.labels(code=str(code))
+    for outcome in SETTLED_OUTCOMES:
+        instruments.calls_settled.labels(outcome=outcome)
+    for result in CALLBACK_RESULTS:
+        instruments.callback_attempts.labels(result=result)
+    return instruments
+
+
+@cache
+def _shared_instruments() -> _Instruments:
+    # In multiprocess mode values live in per-process files keyed by metric name: two sets of
+    # instruments in one process would overwrite each other's totals, so there is one per process.
+    return _build(None)
+
+
+class _Chain:
+    """A collector that yields from several (generate_latest takes any object with collect())."""
+
+    def __init__(self, collectors: Iterable[Collector]) -> None:
+        self._collectors = tuple(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.requests_by_code: Counter[int] = Counter()
+        self.multiprocess = multiprocess_enabled()
+        self._registry: CollectorRegistry | None = None
+        if self.multiprocess:
+            self._instruments = _shared_instruments()
+        else:
+            self._registry = CollectorRegistry()
+            self._instruments = _build(self._registry)
 
     def request_code(self, code: int) -> None:
-        self.requests_by_code[code] += 1
+        self._instruments.requests.labels(code=str(code)).inc()
+
+    def observe_request(self, seconds: float) -> None:
+        self._instruments.request_duration.observe(seconds)
+
+    def call_settled(self, answered: bool, reason: int | None) -> None:
+        self._instruments.calls_settled.labels(outcome=settled_outcome(answered, reason)).inc()
+
+    def callback_attempt(self, result: str) -> None:
+        if result not in CALLBACK_RESULTS:
+            # A metric must never break a delivery; an unknown label would grow the series set.
+            log.warning("unknown callback result %r not counted", result)
+            return
+        self._instruments.callback_attempts.labels(result=result).inc()
+        if result == "failed":
+            self._instruments.callbacks_failed.inc()
+
+    def switch_state_changed(self, name: str, connected: bool) -> None:
+        """This worker's view of one switch (each worker has its own command connection)."""
+        self._instruments.switch_connected.labels(switch=name).set(1 if connected else 0)
+
+    def set_switch_states(self, states: dict[str, str]) -> None:
+        """This worker's view of every switch, from Switches.states()."""
+        for name, state in states.items():
+            self.switch_state_changed(name, state == "connected")
+
+    def set_listener(self, name: str, holding: bool) -> None:
+        self._instruments.switch_listener.labels(switch=name).set(1 if holding else 0)
+
+    def render(self, *extra: Collector) -> bytes:
+        """Text format 0.0.4: every worker's sums (or this process's), then ``extra``."""
+        own: Collector
+        if self.multiprocess:
+            # Read at every scrape, as prometheus_client documents: other workers write meanwhile.
+            own = MultiProcessCollector(None)
+        else:
+            assert self._registry is not None
+            own = self._registry
+        return generate_latest(_Chain((own, *extra)))
+
+
+def settled_outcome(answered: bool, reason: int | None) -> str:
+    """The outcome label: "answered", or the reason's name (failed, hung_up, ring_timeout, ...)."""
+    if answered:
+        return "answered"
+    try:
+        return Reason(0 if reason is None else reason).name.lower()
+    except ValueError:
+        log.warning("unknown reason %r counted as failed", reason)
+        return Reason.FAILED.name.lower()

@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import gevent
+
 from c2c.api.metrics import Metrics
 from c2c.callbacks.dispatcher import CallbackDispatcher
 from c2c.calls.listener import CallEventListener
+from c2c.calls.outcome import CallOutcome
 from c2c.calls.ownership import SwitchOwner, new_holder_id
 from c2c.calls.placement import CallPlacer
 from c2c.config import Config
@@ -18,6 +21,8 @@ from c2c.esl.switches import Switches
 from c2c.store import Store
 
 log = logging.getLogger(__name__)
+
+GAUGE_REFRESH_SECONDS = 2.0
 
 
 class Runtime:
@@ -28,7 +33,8 @@ class Runtime:
         self.switches = switches
         self.metrics = Metrics()
         self.placer = CallPlacer(config, store, switches)
-        self.dispatcher = CallbackDispatcher(store, config)
+        self.dispatcher = CallbackDispatcher(store, config,
+                                             on_attempt=self.metrics.callback_attempt)
         self._on_settled_hook = on_settled
         # For the CDR endpoint (any worker): the same idempotent path as the events.
         self.listener = CallEventListener(store, on_settled=self.on_settled)
@@ -40,12 +46,15 @@ class Runtime:
             for address in config.switches
         ]
         self._started = False
+        self._gauges: gevent.Greenlet | None = None
 
     @classmethod
     def build(cls, config: Config, on_settled: Callable[[str], None] | None = None) -> Runtime:
         return cls(config, Store.from_url(config.database_url), Switches(config), on_settled)
 
-    def on_settled(self, call_id: str) -> None:
+    def on_settled(self, call_id: str, outcome: CallOutcome) -> None:
+        self.metrics.call_settled(outcome.answered,
+                                  None if outcome.reason is None else int(outcome.reason))
         self.dispatcher.wake()
         if self._on_settled_hook is not None:
             self._on_settled_hook(call_id)
@@ -58,12 +67,24 @@ class Runtime:
         for owner in self.owners:
             owner.start()
         self.dispatcher.start()
+        self._gauges = gevent.spawn(self._refresh_gauges)
         log.info("c2c started: %d switch(es)", len(self.owners))
+
+    def _refresh_gauges(self) -> None:
+        # Multiprocess gauges are per worker: each keeps its own up to date.
+        while True:
+            self.metrics.set_switch_states(self.switches.states())
+            for owner in self.owners:
+                self.metrics.set_listener(owner.name, owner.holding)
+            gevent.sleep(GAUGE_REFRESH_SECONDS)
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self._gauges is not None:
+            self._gauges.kill(block=False)
+            self._gauges = None
         self.dispatcher.stop()
         for owner in self.owners:
             owner.stop()

@@ -82,6 +82,7 @@ class CallbackDispatcher:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         send: Sender = send_callback,
+        on_attempt: Callable[[str], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -94,6 +95,8 @@ class CallbackDispatcher:
         self._clock = clock
         self._rng = rng
         self._send = send
+        # Metrics hook: called with "delivered", "retry" or "failed" after each try.
+        self._on_attempt = on_attempt or (lambda result: None)
         # The sender's socket timeouts apply to each connect and read; this bounds the whole
         # exchange (a server trickling its headers), so that no send outlives its claim.
         self.send_deadline = self._timeout * 4 + 5.0
@@ -200,6 +203,7 @@ class CallbackDispatcher:
         attempt = job.attempts + 1
         if result.ok:
             if self._outbox.mark_delivered(job.id, at=at, http_status=result.http_status):
+                self._on_attempt("delivered")
                 log.info(
                     "call %s: callback delivered (HTTP %s, attempt %d)",
                     job.call_id,
@@ -213,6 +217,7 @@ class CallbackDispatcher:
         error = result.error or "failed"
         if not result.retryable or should_give_up(job.created_at, at, self._horizon):
             if self._outbox.mark_failed(job.id, at=at, error=error, http_status=result.http_status):
+                self._on_attempt("failed")
                 log.warning(
                     "call %s: callback to %s given up after %d attempt(s): %s",
                     job.call_id,
@@ -231,6 +236,7 @@ class CallbackDispatcher:
         ):
             self._log_moved_on(job)
             return
+        self._on_attempt("retry")
         log.info(
             "call %s: callback to %s failed (attempt %d: %s); next try in %.1fs",
             job.call_id,

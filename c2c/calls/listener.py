@@ -40,7 +40,8 @@ _ANSWER_FIELD = {ev.CALLER: "caller_answered_at", ev.CALLEE: "callee_answered_at
 
 
 class CallEventListener:
-    def __init__(self, store: Store, on_settled: Callable[[str], None] | None = None,
+    def __init__(self, store: Store,
+                 on_settled: Callable[[str, CallOutcome], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._on_settled = on_settled
@@ -133,5 +134,5 @@ class CallEventListener:
                      outcome.answered, outcome.minutes,
                      "" if outcome.reason is None else int(outcome.reason))
             if self._on_settled is not None:
-                self._on_settled(call_id)
+                self._on_settled(call_id, outcome)
         return settled

@@ -19,6 +19,7 @@ from typing import Any
 import gevent
 
 from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
+from c2c.calls.outcome import CallOutcome
 from c2c.calls.settlement import Readiness, failed_outcome, outcome_of, readiness
 from c2c.config import Config, SwitchAddress
 from c2c.errors import C2CError, SwitchError
@@ -37,7 +38,7 @@ def new_holder_id() -> str:
 class SwitchOwner:
     def __init__(self, config: Config, address: SwitchAddress, store: Store,
                  command_connection: Callable[[], EslConnection], holder: str,
-                 on_settled: Callable[[str], None] | None = None,
+                 on_settled: Callable[[str, CallOutcome], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._address = address
@@ -50,6 +51,10 @@ class SwitchOwner:
         self._events: EslConnection | None = None
         self._loop: gevent.Greenlet | None = None
         self._reconcile_due = False
+
+    @property
+    def name(self) -> str:
+        return self._address.name
 
     @property
     def holding(self) -> bool:

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from c2c.api.runtime import Runtime
     from c2c.cli.demo_receiver import CallbackPrinter
     from c2c.esl.switches import Switches
-    from c2c.fakeswitch.server import FakeSwitch
     from c2c.fakeswitch.scenarios import load_scenario
+    from c2c.fakeswitch.server import FakeSwitch
     from c2c.store import Store
 
     password = secrets.token_hex(8)
@@ -63,12 +63,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     printer = CallbackPrinter("127.0.0.1", 0, _out)
     printer.start()
 
-    def settled(call_id: str) -> None:
+    def settled(call_id: str, outcome: object = None) -> None:
         call = store.calls.get(call_id) or {}
-        _out("call %s settled: answered=%s minutes=%s reason=%s caller=%s callee=%s" % (
-            call_id, int(bool(call.get("answered"))), call.get("minutes"),
-            "" if call.get("reason") is None else call.get("reason"),
-            call.get("caller_hangup_cause"), call.get("callee_hangup_cause")))
+        reason = "" if call.get("reason") is None else call.get("reason")
+        _out(f"call {call_id} settled: answered={int(bool(call.get('answered')))} "
+             f"minutes={call.get('minutes')} reason={reason} "
+             f"caller={call.get('caller_hangup_cause')} callee={call.get('callee_hangup_cause')}")
 
     runtime = Runtime(config, store, Switches(config), on_settled=settled)
     app = create_app(runtime)
@@ -93,8 +93,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
                      "webhook_secret": created.webhook_secret,
                      "database": config.database_url}))
     _out("")
-    _out("c2c demo is running: the FreeSWITCH simulator, the store (%s) and the API." %
-         config.database_url)
+    _out(f"c2c demo is running: the FreeSWITCH simulator, the store ({config.database_url}) "
+         "and the API.")
     _out("Place a call (the simulator answers both phones, the callee hangs up after a few s):")
     _out("")
     _out(f"  curl '{api}/api/clicktocall/?{query}'")

@@ -25,8 +25,8 @@ class CallbackPrinter:
 
     def _app(self, environ, start_response):
         params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        self._out("callback received for call %s: %s" % (
-            environ.get("HTTP_X_C2C_CALL_ID", "?"),
-            " ".join(f"{k}={v}" for k, v in params.items())))
+        call_id = environ.get("HTTP_X_C2C_CALL_ID", "?")
+        fields = " ".join(f"{k}={v}" for k, v in params.items())
+        self._out(f"callback received for call {call_id}: {fields}")
         start_response("204 No Content", [])
         return [b""]

@@ -1,0 +1,409 @@
+"""`/metrics`: counters, scrape-time store values, and sums across gunicorn workers.
+
+Three tiers: one process through falcon's TestClient (a plain registry); separate processes sharing
+a PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode); real gunicorn with two gevent
+workers, where every scrape must report every worker's answers.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import falcon
+import falcon.testing
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.parser import text_string_to_metric_families
+
+from c2c.api.app import create_app
+from c2c.api.metrics import Metrics, settled_outcome
+from c2c.api.metrics_resource import MetricsResource
+from c2c.api.runtime import Runtime
+from c2c.config import Config
+from c2c.errors import StoreError
+from c2c.store import Store
+from tests.conftest import ACCEPT_DEFAULTS, CallFactory
+
+REPO = Path(__file__).resolve().parent.parent
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """Every sample of a scrape, by (name, labels); fails the test if the text does not parse."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+# -- one process: a plain registry, through falcon's TestClient --
+
+
+class FakeSwitches:
+    def __init__(self, states: dict[str, str]) -> None:
+        self._states = states
+
+    def states(self) -> dict[str, str]:
+        return dict(self._states)
+
+
+class BrokenCalls:
+    def in_flight_by_switch(self) -> dict[str, int]:
+        raise StoreError("database is gone")
+
+
+class BrokenStore:
+    calls = BrokenCalls()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'c2c.sqlite3'}")
+    store.upgrade()
+    yield store
+    store.dispose()
+
+
+def metrics_client(metrics: Metrics, store, states: dict[str, str]) -> falcon.testing.TestClient:
+    app = falcon.App()
+    app.add_route("/metrics", MetricsResource(metrics, store, FakeSwitches(states)))
+    return falcon.testing.TestClient(app)
+
+
+def scrape(client: falcon.testing.TestClient) -> Samples:
+    result = client.simulate_get("/metrics")
+    assert result.status_code == 200
+    assert result.headers["Content-Type"] == CONTENT_TYPE
+    return parse(result.text)
+
+
+def test_counters_move_and_the_text_parses(sqlite_store: Store) -> None:
+    metrics = Metrics()
+    assert not metrics.multiprocess
+    client = metrics_client(metrics, sqlite_store, {"fs1:8021": "connected"})
+    before = scrape(client)
+    # Every label is there from the start, at zero, so rate() sees the first event.
+    assert all(value(before, "c2c_requests_total", code=str(code)) == 0 for code in range(12))
+    assert value(before, "c2c_calls_settled_total", outcome="ring_timeout") == 0
+    assert value(before, "c2c_callback_attempts_total", result="retry") == 0
+
+    metrics.request_code(1)
+    metrics.request_code(1)
+    metrics.request_code(0)
+    metrics.observe_request(0.003)
+    metrics.observe_request(0.2)
+    metrics.call_settled(True, None)
+    metrics.call_settled(False, 5)
+    metrics.call_settled(False, 3)
+    metrics.callback_attempt("retry")
+    metrics.callback_attempt("delivered")
+    metrics.callback_attempt("failed")
+    metrics.set_listener("fs1:8021", True)
+
+    after = scrape(client)
+    assert value(after, "c2c_requests_total", code="1") == 2
+    assert value(after, "c2c_requests_total", code="0") == 1
+    assert value(after, "c2c_request_duration_seconds_count") == 2
+    assert value(after, "c2c_request_duration_seconds_bucket", le="0.005") == 1
+    assert value(after, "c2c_request_duration_seconds_bucket", le="0.25") == 2
+    assert value(after, "c2c_request_duration_seconds_bucket", le="1.0") == 2
+    assert value(after, "c2c_calls_settled_total", outcome="answered") == 1
+    assert value(after, "c2c_calls_settled_total", outcome="busy") == 1
+    assert value(after, "c2c_calls_settled_total", outcome="ring_timeout") == 1
+    assert value(after, "c2c_callback_attempts_total", result="retry") == 1
+    assert value(after, "c2c_callback_attempts_total", result="delivered") == 1
+    assert value(after, "c2c_callback_attempts_total", result="failed") == 1
+    assert value(after, "c2c_callbacks_failed_total") == 1
+    assert value(after, "c2c_switch_connected", switch="fs1:8021") == 1
+    assert value(after, "c2c_switch_listener", switch="fs1:8021") == 1
+    assert value(after, "c2c_store_up") == 1
+
+
+def test_each_metrics_has_its_own_registry_without_a_multiprocess_dir() -> None:
+    # Tests and `c2c demo` build several apps in one process: their counts must not mix.
+    first, second = Metrics(), Metrics()
+    first.request_code(4)
+    assert value(parse(first.render().decode()), "c2c_requests_total", code="4") == 1
+    assert value(parse(second.render().decode()), "c2c_requests_total", code="4") == 0
+
+
+def test_switch_states_are_read_at_scrape_time(sqlite_store: Store) -> None:
+    states = {"fs1:8021": "connected", "fs2:8021": "reconnecting"}
+    client = metrics_client(Metrics(), sqlite_store, states)
+    samples = scrape(client)
+    assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 1
+    assert value(samples, "c2c_switch_connected", switch="fs2:8021") == 0
+    states["fs1:8021"] = "failed"
+    states["fs2:8021"] = "connected"
+    samples = scrape(client)
+    assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 0
+    assert value(samples, "c2c_switch_connected", switch="fs2:8021") == 1
+
+
+def test_calls_in_flight_come_from_the_store(sqlite_store: Store, make_call: CallFactory) -> None:
+    account = sqlite_store.accounts.create("acme", credits=10)
+    sqlite_store.accept_call(
+        account.id, make_call(account.id, switch="fs1:8021"), now=time.time(), **ACCEPT_DEFAULTS
+    )
+    client = metrics_client(
+        Metrics(), sqlite_store, {"fs1:8021": "connected", "fs2:8021": "failed"}
+    )
+    samples = scrape(client)
+    assert value(samples, "c2c_calls_in_flight", switch="fs1:8021") == 1
+    assert value(samples, "c2c_calls_in_flight", switch="fs2:8021") == 0  # configured, idle
+
+
+def test_a_store_error_is_reported_not_a_500() -> None:
+    metrics = Metrics()
+    metrics.request_code(1)
+    samples = scrape(metrics_client(metrics, BrokenStore(), {"fs1:8021": "connected"}))
+    assert value(samples, "c2c_store_up") == 0
+    assert not any(name == "c2c_calls_in_flight" for name, _ in samples)
+    assert value(samples, "c2c_requests_total", code="1") == 1  # the rest is still there
+
+
+def test_settled_outcome_names() -> None:
+    assert settled_outcome(True, None) == "answered"
+    assert [settled_outcome(False, r) for r in (0, 1, 3, 5, 8)] == [
+        "failed",
+        "hung_up",
+        "ring_timeout",
+        "busy",
+        "congestion",
+    ]
+    assert settled_outcome(False, None) == "failed"
+    assert settled_outcome(False, 42) == "failed"  # logged, never raised into a settlement
+
+
+def test_an_unknown_callback_result_is_not_counted() -> None:
+    metrics = Metrics()
+    metrics.callback_attempt("exploded")
+    samples = parse(metrics.render().decode())
+    assert not any(dict(labels).get("result") == "exploded" for _, labels in samples)
+
+
+def test_the_app_routes_metrics_and_counts_clicktocall_answers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c2c.sqlite3'}"
+    Store.from_url(url).upgrade()
+    runtime = Runtime.build(Config.defaults(database_url=url))  # built, never started
+    client = falcon.testing.TestClient(create_app(runtime))
+    for _ in range(3):
+        assert client.simulate_get("/api/clicktocall/", params={"api_key": "nope"}).text == "1"
+    samples = scrape(client)
+    assert value(samples, "c2c_requests_total", code="1") == 3
+    assert value(samples, "c2c_switch_connected", switch="127.0.0.1:8021") == 0
+    runtime.store.dispose()
+
+
+# -- several processes sharing one PROMETHEUS_MULTIPROC_DIR --
+
+PROCESS_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    from c2c.api.metrics import Metrics
+
+    actions = json.loads(sys.argv[1])
+    metrics = Metrics()
+    assert metrics.multiprocess
+    for code in actions.get("codes", []):
+        metrics.request_code(code)
+    for seconds in actions.get("durations", []):
+        metrics.observe_request(seconds)
+    for answered, reason in actions.get("settled", []):
+        metrics.call_settled(answered, reason)
+    for result in actions.get("callbacks", []):
+        metrics.callback_attempt(result)
+    for name, connected in actions.get("connected", {}).items():
+        metrics.switch_state_changed(name, connected)
+    for name, holding in actions.get("listening", {}).items():
+        metrics.set_listener(name, holding)
+    if actions.get("render"):
+        sys.stdout.write(metrics.render().decode())
+    else:
+        print(os.getpid())
+""")
+
+
+def in_process(metrics_dir: Path, **actions) -> str:
+    """Run PROCESS_SCRIPT in a new Python process writing to ``metrics_dir``; its stdout."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROCESS_SCRIPT, json.dumps(actions)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_separate_processes_are_summed(tmp_path: Path) -> None:
+    first = int(
+        in_process(
+            tmp_path,
+            codes=[1, 1, 1],
+            durations=[0.004],
+            settled=[[True, None]],
+            callbacks=["delivered", "failed"],
+            connected={"fs1:8021": True, "fs2:8021": False},
+            listening={"fs1:8021": True},
+        )
+    )
+    in_process(
+        tmp_path,
+        codes=[1, 1, 1, 1, 0],
+        durations=[0.3],
+        settled=[[True, None], [False, 8]],
+        callbacks=["failed"],
+        connected={"fs1:8021": False, "fs2:8021": False},
+        listening={"fs1:8021": False},
+    )
+
+    samples = parse(in_process(tmp_path, render=True))
+    assert value(samples, "c2c_requests_total", code="1") == 7
+    assert value(samples, "c2c_requests_total", code="0") == 1
+    assert value(samples, "c2c_requests_total", code="11") == 0
+    assert value(samples, "c2c_request_duration_seconds_count") == 2
+    assert value(samples, "c2c_request_duration_seconds_bucket", le="0.005") == 1
+    assert value(samples, "c2c_calls_settled_total", outcome="answered") == 2
+    assert value(samples, "c2c_calls_settled_total", outcome="congestion") == 1
+    assert value(samples, "c2c_callback_attempts_total", result="failed") == 2
+    assert value(samples, "c2c_callbacks_failed_total") == 2
+    # Connected if ANY live worker is; one listener on this host.
+    assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 1
+    assert value(samples, "c2c_switch_connected", switch="fs2:8021") == 0
+    assert value(samples, "c2c_switch_listener", switch="fs1:8021") == 1
+
+    # gunicorn's child_exit marks a dead worker: its gauges go, its counts stay.
+    mark_process_dead(first, str(tmp_path))
+    samples = parse(in_process(tmp_path, render=True))
+    assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 0
+    assert value(samples, "c2c_switch_listener", switch="fs1:8021") == 0
+    assert value(samples, "c2c_requests_total", code="1") == 7
+
+
+# -- real gunicorn, two gevent workers --
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, server: subprocess.Popen, log: Path
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        if condition():
+            return
+        time.sleep(0.05)
+    ended = "" if server.poll() is None else f" (gunicorn exited {server.returncode})"
+    pytest.fail(f"{what} within {timeout} s{ended}; gunicorn said:\n{log.read_text()}")
+
+
+def answered_by_worker(metrics_dir: Path) -> dict[str, float]:
+    """code-1 answers counted by each worker, from its own counter file."""
+    counts = {}
+    for path in glob.glob(str(metrics_dir / "counter_*.db")):
+        for family in MultiProcessCollector.merge([path]):
+            for sample in family.samples:
+                if sample.name == "c2c_requests_total" and sample.labels == {"code": "1"}:
+                    counts[path] = sample.value
+    return counts
+
+
+def test_gunicorn_workers_report_one_sum(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'c2c.sqlite3'}"
+    store = Store.from_url(database_url)
+    store.upgrade()
+    store.dispose()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    in_process(metrics_dir, codes=[1] * 50)  # a previous run's values: gunicorn must wipe them
+    port, unused_switch_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "C2C_DATABASE_URL": database_url,
+        "C2C_SWITCHES": f"esl://:ClueCon@127.0.0.1:{unused_switch_port}",
+        "C2C_BIND": f"127.0.0.1:{port}",
+        "C2C_WORKERS": "2",
+        "C2C_METRICS_DIR": str(metrics_dir),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as log_file:
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "c2c.wsgi:app"],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return get(f"{base}/healthz") == "ok"
+            except OSError:
+                return False
+
+        wait_for(healthy, 30, "no answer on /healthz", gunicorn, log)
+        # Each worker creates its counter file when it builds the app.
+        wait_for(
+            lambda: len(answered_by_worker(metrics_dir)) == 2, 30, "not two workers", gunicorn, log
+        )
+
+        def bad_key(_: int) -> str:
+            return get(f"{base}/api/clicktocall/?api_key=not-a-key")
+
+        sent = 0
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            # Until both workers have answered some, so the sum really spans two processes.
+            while sent < 400 and not all(answered_by_worker(metrics_dir).values()):
+                assert set(pool.map(bad_key, range(20))) == {"1"}
+                sent += 20
+        assert all(answered_by_worker(metrics_dir).values()), "one worker answered every request"
+
+        for _ in range(6):  # whichever worker answers the scrape
+            samples = parse(get(f"{base}/metrics"))
+            assert value(samples, "c2c_requests_total", code="1") == sent
+            assert value(samples, "c2c_requests_total", code="0") == 0
+            switch = f"127.0.0.1:{unused_switch_port}"
+            assert value(samples, "c2c_switch_connected", switch=switch) == 0
+            assert value(samples, "c2c_calls_in_flight", switch=switch) == 0
+            assert value(samples, "c2c_store_up") == 1
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        try:
+            gunicorn.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+            gunicorn.wait()
