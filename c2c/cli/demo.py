@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     server = WSGIServer((args.host, args.port), app, log=None)
     server.start()
     runtime.start()
-    if not runtime.switches.wait_connected(10):
+    if not runtime.switches.wait_any_connected(10):
         _out("the simulator did not come up; giving up")
         return 1
 
