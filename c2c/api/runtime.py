@@ -6,6 +6,7 @@ gunicorn worker after the fork, or by `c2c demo`) connects and spawns the backgr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import gevent
@@ -17,12 +18,14 @@ from c2c.calls.outcome import CallOutcome
 from c2c.calls.ownership import SwitchOwner, new_holder_id
 from c2c.calls.placement import CallPlacer
 from c2c.config import Config
+from c2c.errors import C2CError
 from c2c.esl.switches import Switches
 from c2c.store import Store
 
 log = logging.getLogger(__name__)
 
 GAUGE_REFRESH_SECONDS = 2.0
+HOUSEKEEPING_SECONDS = 60.0
 
 
 class Runtime:
@@ -47,6 +50,7 @@ class Runtime:
         ]
         self._started = False
         self._gauges: gevent.Greenlet | None = None
+        self._housekeeping: gevent.Greenlet | None = None
 
     @classmethod
     def build(cls, config: Config, on_settled: Callable[[str], None] | None = None) -> Runtime:
@@ -68,6 +72,7 @@ class Runtime:
             owner.start()
         self.dispatcher.start()
         self._gauges = gevent.spawn(self._refresh_gauges)
+        self._housekeeping = gevent.spawn(self._keep_house)
         log.info("c2c started: %d switch(es)", len(self.owners))
 
     def _refresh_gauges(self) -> None:
@@ -78,13 +83,24 @@ class Runtime:
                 self.metrics.set_listener(owner.name, owner.holding)
             gevent.sleep(GAUGE_REFRESH_SECONDS)
 
+    def _keep_house(self) -> None:
+        # Flood stamps older than the window decide nothing any more; without pruning the table
+        # grows by two rows per call. Every worker may do it: the DELETE is idempotent.
+        while True:
+            gevent.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                self.store.prune_flood(time.time() - self.config.flood_seconds)
+            except C2CError as exc:
+                log.warning("pruning flood stamps failed: %s", exc)
+
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
-        if self._gauges is not None:
-            self._gauges.kill(block=False)
-            self._gauges = None
+        for greenlet in (self._gauges, self._housekeeping):
+            if greenlet is not None:
+                greenlet.kill(block=False)
+        self._gauges = self._housekeeping = None
         self.dispatcher.stop()
         for owner in self.owners:
             owner.stop()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from c2c.callbacks.address_guard import check_url_host
 from c2c.calls.originate import OriginateSpec, build_originate
 from c2c.calls.request import api_key_from, first_coverage_failure, validate_clicktocall
 from c2c.config import Config
@@ -69,6 +70,8 @@ class CallPlacer:
         if not account.enabled:
             return Placement(5, "api_key disabled")
         request = validate_clicktocall(params)
+        if request.callback_url and not self._config.callback_allow_private:
+            self._check_callback_host(request.callback_url)
         rules = self._store.coverage.rules()
         failed = first_coverage_failure(request, rules.country_supported, rules.area_supported)
         if failed is not None:
@@ -108,6 +111,14 @@ class CallPlacer:
         log.info("call %s accepted on %s (%d min reserved)", call_id, connection.name,
                  accepted.max_minutes)
         return Placement(0, "accepted", call_id)
+
+    def _check_callback_host(self, url: str) -> None:
+        """Refuse (4) a callback host that resolves to a private or reserved address; the
+        dispatcher checks again on the address it actually connects to."""
+        try:
+            check_url_host(url)
+        except OSError as exc:
+            raise RequestRejected(4, f"callback host does not resolve: {exc}") from exc
 
     def _originate(self, connection, call: NewCall, max_minutes: int) -> None:
         spec = OriginateSpec(
