@@ -46,7 +46,7 @@ def test_every_scenario_settles_once_with_its_callback(tmp_path, store_url):
             assert code == 0, name
             assert call_id
             placed[name] = call_id
-        for name, overrides, answered, reason, caller_cause, callee_cause in SCENARIOS:
+        for name, _overrides, answered, reason, caller_cause, callee_cause in SCENARIOS:
             call = d.wait_settled(placed[name])
             assert call["answered"] == bool(answered), name
             assert call["reason"] == (int(reason) if reason else None), name
