@@ -111,6 +111,8 @@ class CallPlacer:
             settle_grace=self._config.settle_grace,
             now=now,
         )
+        # Count it at once, so a burst within the refresh interval spreads over the switches.
+        self._in_flight_counts[connection.name] = self._in_flight_counts.get(connection.name, 0) + 1
         self._originate(connection, new_call, accepted.max_minutes)
         log.info("call %s accepted on %s (%d min reserved)", call_id, connection.name,
                  accepted.max_minutes)
