@@ -23,7 +23,7 @@ SQLITE_BEGIN = "c2c_sqlite_begin"
 
 SQLITE_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock
 MYSQL_CONNECT_TIMEOUT = 5  # seconds
-MYSQL_IO_TIMEOUT = 30  # seconds for one read or write on the socket
+MYSQL_IO_TIMEOUT = 15  # seconds for one read or write (above the lock wait, below a request's patience)
 MYSQL_LOCK_WAIT_TIMEOUT = 10  # seconds a statement waits for a row lock (server default is 50)
 MYSQL_POOL_SIZE = 5
 MYSQL_POOL_OVERFLOW = 10
