@@ -5,6 +5,7 @@ gunicorn worker after the fork, or by `c2c demo`) connects and spawns the backgr
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -44,7 +45,7 @@ class Runtime:
         holder = new_holder_id()
         self.owners = [
             SwitchOwner(config, address, store,
-                        command_connection=lambda name=address.name: switches[name],
+                        command_connection=functools.partial(switches.__getitem__, address.name),
                         holder=holder, on_settled=self.on_settled)
             for address in config.switches
         ]

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 from c2c.callbacks.address_guard import check_url_host
 from c2c.calls.originate import OriginateSpec, build_originate
-from c2c.calls.request import api_key_from, first_coverage_failure, validate_clicktocall
+from c2c.calls.request import (
+    ClickToCallRequest,
+    api_key_from,
+    first_coverage_failure,
+    validate_clicktocall,
+)
 from c2c.config import Config
 from c2c.errors import (
     CommandTimeout,
@@ -24,6 +29,7 @@ from c2c.errors import (
     SwitchError,
     SwitchUnavailable,
 )
+from c2c.esl.connection import EslConnection
 from c2c.esl.switches import Switches
 from c2c.store import NewCall, Store
 
@@ -113,7 +119,7 @@ class CallPlacer:
         )
         # Count it at once, so a burst within the refresh interval spreads over the switches.
         self._in_flight_counts[connection.name] = self._in_flight_counts.get(connection.name, 0) + 1
-        self._originate(connection, new_call, accepted.max_minutes)
+        self._originate(connection, new_call, request, accepted.max_minutes)
         log.info("call %s accepted on %s (%d min reserved)", call_id, connection.name,
                  accepted.max_minutes)
         return Placement(0, "accepted", call_id)
@@ -138,15 +144,16 @@ class CallPlacer:
         except OSError as exc:
             raise RequestRejected(4, f"callback host does not resolve: {exc}") from exc
 
-    def _originate(self, connection, call: NewCall, max_minutes: int) -> None:
+    def _originate(self, connection: EslConnection, call: NewCall, request: ClickToCallRequest,
+                   max_minutes: int) -> None:
         spec = OriginateSpec(
             call_id=call.id,
-            caller=call.caller,
-            callee=call.callee,
+            caller=request.caller,
+            callee=request.callee,
             caller_uuid=call.caller_uuid,
             callee_uuid=call.callee_uuid,
             caller_id_for_callee=call.caller_id,
-            caller_id_for_caller=self._config.caller_id_for_caller or call.callee.national,
+            caller_id_for_caller=self._config.caller_id_for_caller or request.callee.national,
             ring_timeout=self._config.ring_timeout,
             time_limit_seconds=max_minutes * 60,
         )

@@ -102,7 +102,7 @@ class Ledger:
         )
         with self._db.read() as conn:
             rows = conn.execute(query).all()
-        problems = []
+        problems: list[LedgerProblem] = []
         for account_id, credits, reserved, total, last_balance, in_flight in rows:
             total, last_balance, in_flight = total or 0, last_balance or 0, in_flight or 0
             messages = []
