@@ -32,6 +32,9 @@ def post_worker_init(worker):
     runtime = getattr(worker.wsgi, "c2c_runtime", None)
     if runtime is not None:
         runtime.start()
+        # Accept requests once calls can be placed: a fresh worker (start-up, HUP reload, the
+        # replacement of a dead one) would otherwise answer 11 while its switch connects.
+        runtime.switches.wait_any_connected(runtime.config.esl_timeout)
 
 
 def worker_exit(server, worker):

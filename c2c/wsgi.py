@@ -4,8 +4,18 @@ Building the app opens nothing (engines connect lazily); gunicorn.conf.py's post
 the switch connections and background greenlets in each worker, after the fork.
 """
 
+import logging
+import sys
+
 from c2c.api.app import create_app
 from c2c.api.runtime import Runtime
 from c2c.config import Config
 
-app = create_app(Runtime.build(Config.from_env()))
+config = Config.from_env()
+# gunicorn configures only its own loggers: without this, c2c's lines (C2C_LOG_LEVEL) are lost.
+logging.basicConfig(
+    level=config.log_level,
+    stream=sys.stderr,
+    format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+)
+app = create_app(Runtime.build(config))

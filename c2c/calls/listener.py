@@ -106,6 +106,14 @@ class CallEventListener:
         else:
             fields["callee_fate"] = end.bridge_failure_cause
             fields["recheck_at"] = self._clock() + CALLEE_RECHECK_SECONDS
+            if end.bridged_at is not None:
+                # The caller's leg was bridged, which (early media ignored on both legs) happens
+                # only once the callee answered; a failed &bridge leaves bridge_uepoch 0
+                # (recordings 06b, 06c). Recorded here because the callee's own answer and end
+                # may have been lost (a listener gap, the store down) with its CDR still
+                # spooled, and the call would settle as not answered. Its own times win.
+                fields["callee_answered_at"] = end.bridged_at
+                fields["bridged_at"] = end.bridged_at
         self._store.calls.set_if_null(end.call_id, fields)
         log.info("call %s: %s leg ended %s", end.call_id, end.leg, end.cause)
         self.try_settle(end.call_id)

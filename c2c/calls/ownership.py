@@ -164,8 +164,11 @@ class SwitchOwner:
             return
         if alive:
             self._store.calls.set_fields(call["id"], {"recheck_at": self._clock() + 5})
-        else:
-            self.listener.settle(call["id"], outcome_of(call), call)
+            return
+        # The callee's end may have been recorded while we asked (its HANGUP_COMPLETE comes as
+        # its channel goes): decide on the row as it is now, not as it was read before.
+        fresh = self._store.calls.get(call["id"]) or call
+        self.listener.settle(call["id"], outcome_of(fresh), fresh)
 
     def _settle_overdue(self, call: Mapping[str, Any]) -> None:
         try:
@@ -184,8 +187,9 @@ class SwitchOwner:
                     log.warning("call %s: uuid_kill failed: %s", call["id"], exc)
             self._store.calls.set_fields(call["id"], {"deadline_at": self._clock() + 30})
             return
-        known = call["caller_gone_at"] is not None and (
-            call["callee_gone_at"] is not None or call["caller_answered_at"] is None)
+        call = self._store.calls.get(call["id"]) or call  # as it is now (see above)
+        # The caller's end is enough to decide, as when the callee's channel is found gone.
+        known = call["caller_gone_at"] is not None
         outcome = outcome_of(call) if known else failed_outcome()
         log.warning("call %s: legs gone without a full trace; settling as %s", call["id"],
                     "recorded" if known else "failed")

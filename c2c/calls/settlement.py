@@ -55,10 +55,23 @@ def outcome_of(call: Mapping[str, Any]) -> CallOutcome:
         callee_cause=call["callee_hangup_cause"],
         caller_answered=caller_answered,
         bridged=bridged,
-        bridged_seconds=int(call["billsec"] or 0),
+        bridged_seconds=bridged_seconds(call),
         limit_minutes=int(call["max_minutes"]),
         caller_vars={"last_bridge_hangup_cause": call["callee_fate"] or ""},
     )
+
+
+def bridged_seconds(call: Mapping[str, Any]) -> int:
+    """The callee leg's billsec; when its end was never seen (its hangup event fell into a
+    listener gap and its CDR is still spooled) the bridge cannot have outlasted the caller's leg,
+    so from the bridge to the caller's end, in whole seconds as FreeSWITCH counts them."""
+    if call["billsec"] is not None:
+        return int(call["billsec"])
+    start = call["bridged_at"] or call["callee_answered_at"]
+    end = call["caller_gone_at"]
+    if start is None or end is None:
+        return 0
+    return max(0, int(end) - int(start))
 
 
 def failed_outcome() -> CallOutcome:
