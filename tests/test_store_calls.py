@@ -75,6 +75,8 @@ def test_advance_refuses_backward_moves_ending_and_fixed_fields(store, placed):
 
 def test_set_if_null_keeps_the_first_value(store, placed):
     call_id = placed()
+    assert store.calls.get(call_id)["recheck_at"] is not None  # accept asks for a first look
+    store.calls.set_fields(call_id, {"recheck_at": None})
     assert store.calls.set_if_null(call_id, {"callee_fate": "USER_BUSY", "recheck_at": NOW + 2})
     assert not store.calls.set_if_null(call_id, {"callee_fate": "OTHER", "recheck_at": NOW + 9})
     assert not store.calls.set_if_null(call_id, {"originate_error": None})

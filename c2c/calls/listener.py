@@ -66,12 +66,13 @@ class CallEventListener:
         calls = self._store.calls
         at = moment.at or self._clock()
         if moment.event_name == "CHANNEL_PROGRESS" and moment.leg == ev.CALLER:
-            calls.advance(moment.call_id, [CallState.QUEUED], CallState.CALLER_RINGING)
+            calls.advance(moment.call_id, [CallState.QUEUED], CallState.CALLER_RINGING,
+                          recheck_at=None)
         elif moment.event_name == "CHANNEL_ANSWER":
             calls.set_if_null(moment.call_id, {_ANSWER_FIELD[moment.leg]: at})
             if moment.leg == ev.CALLER:
                 calls.advance(moment.call_id, [CallState.QUEUED, CallState.CALLER_RINGING],
-                              CallState.CALLER_ANSWERED)
+                              CallState.CALLER_ANSWERED, recheck_at=None)
             else:
                 # The callee answering is what connects the two people; CHANNEL_BRIDGE alone can
                 # fire on early media before anyone answered.

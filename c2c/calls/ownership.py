@@ -8,6 +8,7 @@ since events in the gap are lost) it reconciles every call the store believes in
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -29,6 +30,8 @@ from c2c.store import Store
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0
+# Reconciliation leaves alone calls younger than this: their channel may not exist yet.
+NEW_CALL_SECONDS = 5.0
 
 
 def new_holder_id() -> str:
@@ -50,6 +53,7 @@ class SwitchOwner:
         self.listener = CallEventListener(store, on_settled=on_settled, clock=clock)
         self._events: EslConnection | None = None
         self._loop: gevent.Greenlet | None = None
+        self._lease_loop: gevent.Greenlet | None = None
         self._reconcile_due = False
 
     @property
@@ -61,27 +65,30 @@ class SwitchOwner:
         return self._events is not None
 
     def start(self) -> None:
+        # The lease is renewed in its own greenlet: a sweep that waits on a slow switch or store
+        # must not let the lease lapse (a second worker would start listening).
         if self._loop is None:
+            self._lease_loop = gevent.spawn(self._keep_lease)
             self._loop = gevent.spawn(self._run)
 
     def stop(self) -> None:
         if self._loop is not None:
-            self._loop.kill(block=True, timeout=5)
-            self._loop = None
+            gevent.killall([self._loop, self._lease_loop], block=True, timeout=5)
+            self._loop = self._lease_loop = None
         self._let_go()
         try:
             self._store.leases.release(self._lease_name, self._holder)
         except C2CError as exc:
             log.warning("could not release the lease on %s: %s", self._address.name, exc)
 
-    def _run(self) -> None:
+    def _keep_lease(self) -> None:
         renew_every = max(0.5, self._config.lease_seconds / 3)
-        last_renewal = 0.0
         while True:
-            now = self._clock()
-            if now - last_renewal >= renew_every:
-                self._renew(now)
-                last_renewal = now
+            self._renew(self._clock())
+            gevent.sleep(renew_every)
+
+    def _run(self) -> None:
+        while True:
             if self.holding:
                 try:
                     if self._reconcile_due:
@@ -90,7 +97,7 @@ class SwitchOwner:
                     self.sweep()
                 except C2CError as exc:
                     log.warning("sweeping %s failed: %s", self._address.name, exc)
-            gevent.sleep(min(SWEEP_INTERVAL, renew_every))
+            gevent.sleep(SWEEP_INTERVAL)
 
     def _renew(self, now: float) -> None:
         try:
@@ -131,11 +138,47 @@ class SwitchOwner:
     # -- reconciliation and sweeping -------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Check every call the store believes in flight on this switch."""
+        """Check every call the store believes in flight on this switch.
+
+        Events were missed (we were not listening): a call whose caller channel is no longer on
+        the switch, and whose end no event recorded, has a CDR's grace to be explained (by a CDR
+        posted or replayed), then settles from what is known, or as failed.
+        """
         calls = self._store.calls.in_flight(self._address.name)
         log.info("reconciling %d call(s) in flight on %s", len(calls), self._address.name)
+        try:
+            live = self._channels()
+        except SwitchError as exc:
+            log.warning("cannot list the channels of %s (%s); reconciling later",
+                        self._address.name, exc)
+            self._reconcile_due = True
+            return
+        # A call accepted a moment ago may not have its channel yet.
+        settled_in = self._clock() - NEW_CALL_SECONDS
         for call in calls:
-            self._examine(call, ask_switch=True)
+            if (call["caller_gone_at"] is None and call["caller_uuid"] not in live
+                    and call["created_at"] < settled_in):
+                self._no_trace(call)
+            else:
+                self._examine(call, ask_switch=True)
+
+    def _channels(self) -> set[str]:
+        """The UUIDs of every channel on the switch, in one round trip."""
+        reply = self._commands().api("show channels as json")
+        try:
+            rows = json.loads(reply).get("rows") or []
+        except (ValueError, AttributeError) as exc:
+            raise SwitchError(f"unreadable channel list: {exc}") from exc
+        return {str(row["uuid"]) for row in rows if isinstance(row, dict) and row.get("uuid")}
+
+    def _no_trace(self, call: Mapping[str, Any]) -> None:
+        """The caller's channel is not on the switch and no event said it ended: its originate
+        never ran, or it ended while nobody listened. Give a CDR the grace to explain it, then
+        the deadline path settles it from what is known (failed, if nothing is)."""
+        deadline = min(call["deadline_at"], self._clock() + self._config.settle_grace)
+        self._store.calls.set_fields(call["id"], {"deadline_at": deadline, "recheck_at": None})
+        log.warning("call %s: caller channel not on %s and no end recorded; settling by %s",
+                    call["id"], self._address.name, time.strftime("%H:%M:%S", time.gmtime(deadline)))
 
     def sweep(self) -> None:
         for call in self._store.calls.needing_attention(self._address.name, self._clock()):
@@ -149,6 +192,8 @@ class SwitchOwner:
             self._settle_if_callee_gone(call)
         elif state is Readiness.OVERDUE:
             self._settle_overdue(call)
+        elif state is Readiness.FIND_CALLER:
+            self._find_caller(call)
         elif ask_switch and call["caller_gone_at"] is not None:
             self._settle_if_callee_gone(call)
 
@@ -170,11 +215,36 @@ class SwitchOwner:
         fresh = self._store.calls.get(call["id"]) or call
         self.listener.settle(call["id"], outcome_of(fresh), fresh)
 
+    def _natural_deadline(self, call: Mapping[str, Any]) -> float:
+        """Ring both legs, talk the whole limit, plus the grace: no live call outlasts it."""
+        config = self._config
+        return float(call["created_at"] + 2 * config.ring_timeout + call["max_minutes"] * 60
+                     + config.settle_grace)
+
+    def _find_caller(self, call: Mapping[str, Any]) -> None:
+        try:
+            alive = self._exists(call["caller_uuid"])
+        except SwitchError as exc:
+            log.warning("call %s: cannot ask the switch about the caller: %s", call["id"], exc)
+            return
+        if alive:
+            self._store.calls.set_fields(call["id"], {"recheck_at": None})  # events will come
+        else:
+            fresh = self._store.calls.get(call["id"]) or call
+            if fresh["state"] == "queued" and fresh["caller_gone_at"] is None:
+                self._no_trace(fresh)
+
     def _settle_overdue(self, call: Mapping[str, Any]) -> None:
         try:
             alive = [u for u in (call["caller_uuid"], call["callee_uuid"]) if self._exists(u)]
         except SwitchError as exc:
             log.warning("call %s: overdue, switch unreachable (%s); will retry", call["id"], exc)
+            return
+        natural = self._natural_deadline(call)
+        if alive and self._clock() < natural:
+            # The deadline was brought forward when the caller was not found, yet its channel is
+            # there now: it is a live call, not one to end.
+            self._store.calls.set_fields(call["id"], {"deadline_at": natural})
             return
         if alive:
             # Past its hard limit: the switch should have ended it. End it now; its hangup events

@@ -17,6 +17,9 @@ from c2c.calls.states import CallState, Reason
 
 # How long after the caller's end to wait for the callee's before asking the switch.
 CALLEE_RECHECK_SECONDS = 2.0
+# A call no event has touched this long after it was accepted is looked for on its switch: its
+# originate may never have run (reply lost, worker killed between commit and send).
+QUEUED_RECHECK_SECONDS = 10.0
 
 
 class Readiness(str, Enum):
@@ -24,6 +27,7 @@ class Readiness(str, Enum):
     SETTLE = "settle"  # everything needed is known
     ASK_SWITCH = "ask_switch"  # caller gone, callee unknown: does its channel still exist?
     OVERDUE = "overdue"  # past the deadline with legs unaccounted for
+    FIND_CALLER = "find_caller"  # no event yet for a call placed a while ago: is it on the switch?
 
 
 def readiness(call: Mapping[str, Any], now: float) -> Readiness:
@@ -40,8 +44,11 @@ def readiness(call: Mapping[str, Any], now: float) -> Readiness:
         return Readiness.SETTLE
     if now >= call["deadline_at"]:
         return Readiness.OVERDUE
-    if caller_gone and call["recheck_at"] is not None and now >= call["recheck_at"]:
-        return Readiness.ASK_SWITCH
+    if call["recheck_at"] is not None and now >= call["recheck_at"]:
+        if caller_gone:
+            return Readiness.ASK_SWITCH
+        if call["state"] == CallState.QUEUED.value:
+            return Readiness.FIND_CALLER
     return Readiness.WAIT
 
 

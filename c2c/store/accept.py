@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from c2c.calls.settlement import QUEUED_RECHECK_SECONDS
 from c2c.calls.states import CallState
 from c2c.errors import RequestRejected
 from c2c.store import schema
@@ -160,6 +161,8 @@ def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> di
         "callee_uuid": call.callee_uuid,
         "created_at": now,
         "deadline_at": deadline_at,
+        # If no event has moved the call by then, the listener looks for it on the switch.
+        "recheck_at": now + QUEUED_RECHECK_SECONDS,
     }
 
 
