@@ -1,103 +1,139 @@
-"""Measure `c2c dnc import` on a real database (not a test: it takes a while and a server).
+"""Do-Not-Call import measurements: `c2c dnc import` as an operator runs it, and a baseline.
 
-    .venv/bin/python bench/dnc_import.py [--server mysql+pymysql://root@127.0.0.1:3306]
-                                          [--count 1000000] [--batch 50000] [--sqlite]
+As part of the benchmark (``python -m bench``, phase ``dnc``) or on its own:
 
-It writes COUNT distinct random E.164 numbers to a temporary file (one per line, '+' on every
-other one), creates a scratch database c2c_bench_<random> on the server (or a temporary SQLite
-file with --sqlite), imports the file through Store.dnc.import_file, prints the rate, imports it
-again (all duplicates), and drops the scratch database.
+    .venv/bin/python -m bench.dnc_import [--count 1000000] [--sqlite] [--baseline]
+                                          [--server mysql+pymysql://root@127.0.0.1:3306]
+
+It writes COUNT distinct E.164 numbers (NANP, area codes 300-999, in a scattered order, '+' on
+every other line) to a temporary file, creates a scratch database (``c2c_bench_<random>``,
+dropped afterwards; or an SQLite file), runs ``c2c db upgrade`` and times ``c2c dnc import FILE``
+(process start included), then, with --baseline, MariaDB's own bulk path on the same file
+(``LOAD DATA LOCAL INFILE`` into the same table, in a second scratch database).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
-import secrets
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 import pymysql
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from c2c.store import Store
 
-from c2c.store import DncImportResult, Store  # noqa: E402
+# Distinct numbers without a set: i -> BASE + (A*i + B) mod M is a bijection on [0, M) because
+# A is coprime with M = 7e9 (= 2^9 * 5^9 * 7); BASE + [0, M) is 1 300 000 0000 .. 1 999 999 9999.
+_M = 7_000_000_000
+_A = 2_654_435_761
+_BASE = 13_000_000_000
 
 
-def write_numbers(path: str, count: int) -> None:
-    rng = random.Random(42)
-    # Distinct NANP numbers: 1 + NPA (200-999) + 7 digits, drawn without repeats.
-    picks = rng.sample(range(200_000_0000, 999_999_9999), count)
+def write_numbers(path: Path | str, count: int, seed: int = 12345) -> None:
+    if count > _M:
+        raise ValueError("at most 7e9 numbers")
+    b = seed % _M
     with open(path, "w", encoding="ascii") as handle:
-        handle.writelines(f"{'+' if i % 2 else ''}1{n}\n" for i, n in enumerate(picks))
+        for start in range(0, count, 100_000):
+            stop = min(count, start + 100_000)
+            handle.write("".join(
+                f"+{_BASE + (_A * i + b) % _M}\n" if i & 1 else f"{_BASE + (_A * i + b) % _M}\n"
+                for i in range(start, stop)))
 
 
-def progress(result: DncImportResult) -> None:
-    print(f"\r  {result.read:>10,} read, {result.rate:>9,.0f}/s", end="", file=sys.stderr)
+def c2c_command() -> str:
+    found = shutil.which("c2c", path=os.path.dirname(sys.executable))
+    if found is None:
+        raise RuntimeError("the c2c command is not installed in this environment")
+    return found
 
 
-def run(url: str, path: str, batch: int) -> None:
+def dnc_import(url: str, path: Path | str, env: Mapping[str, str] | None = None,
+               timeout: float = 1800) -> tuple[float, float, float]:
+    """Run ``c2c dnc import PATH`` against ``url`` (schema upgraded first).
+
+    Returns (rate/s, seconds, the rate the command itself reports). The time is the command's
+    wall time, process start included, and the rate is the lines of the file over it (the
+    file holds distinct valid numbers only)."""
     store = Store.from_url(url)
     try:
         store.upgrade()
-        for label in ("first import", "again (all duplicates)"):
-            result = store.dnc.import_file(path, progress=progress, batch_size=batch)
-            print(file=sys.stderr)
-            print(
-                f"{label}: {result.read:,} numbers in {result.seconds:.2f}s = "
-                f"{result.rate:,.0f}/s ({result.added:,} added, {result.duplicates:,} duplicates,"
-                f" {result.invalid} invalid)"
-            )
-        started = time.monotonic()
-        count = store.dnc.count()
-        print(f"count: {count:,} ({time.monotonic() - started:.2f}s)")
-        started = time.monotonic()
-        for n in range(1000):
-            store.dnc.contains_any([15550000000 + n, 442071234567])
-        per_check_ms = (time.monotonic() - started) * 1000 / 1000
-        print(f"contains_any: {per_check_ms:.3f} ms per check (1000 checks)")
     finally:
         store.dispose()
+    with open(path, "rb") as handle:
+        count = sum(1 for _ in handle)
+    full_env = {**os.environ, **(env or {}), "C2C_DATABASE_URL": url}
+    started = time.monotonic()
+    done = subprocess.run([c2c_command(), "dnc", "import", str(path), "--quiet"], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"c2c dnc import failed ({done.returncode}): {done.stderr[-2000:]}")
+    # "read 1,000,000 numbers in 2.7s (376,488/s): ..."
+    reported = re.search(r"\(([\d,]+)/s\)", done.stdout)
+    return count / seconds, seconds, float(reported.group(1).replace(",", "")) if reported else 0.0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_data(url: str, path: Path | str, timeout: int = 1800) -> float:
+    """MariaDB's LOAD DATA LOCAL INFILE of the file into c2c's dnc table; numbers/s."""
+    store = Store.from_url(url)
+    try:
+        store.upgrade()
+    finally:
+        store.dispose()
+    parsed = make_url(url)
+    conn = pymysql.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 3306,
+                           user=parsed.username or "root", password=parsed.password or "",
+                           database=parsed.database, local_infile=True, autocommit=True,
+                           read_timeout=timeout, write_timeout=timeout)
+    try:
+        with conn.cursor() as cursor:
+            started = time.monotonic()
+            rows = cursor.execute(f"LOAD DATA LOCAL INFILE '{path}' IGNORE INTO TABLE dnc "
+                                  "(number)")
+            seconds = time.monotonic() - started
+    finally:
+        conn.close()
+    return rows / seconds
+
+
+def _scratch(server_url: str):  # noqa: ANN202
+    from bench.stack import scratch_database
+
+    return scratch_database("mysql", Path(tempfile.gettempdir()), server_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dnc_import",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="mysql+pymysql://root@127.0.0.1:3306")
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--sqlite", action="store_true", help="measure SQLite instead")
-    args = parser.parse_args()
+    parser.add_argument("--baseline", action="store_true", help="also time LOAD DATA")
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
-        path = os.path.join(scratch, "dnc.txt")
+        path = Path(scratch) / "dnc.txt"
         started = time.monotonic()
         write_numbers(path, args.count)
         print(f"wrote {args.count:,} numbers in {time.monotonic() - started:.1f}s")
         if args.sqlite:
-            run(f"sqlite:///{os.path.join(scratch, 'bench.sqlite3')}", path, args.batch)
-            return 0
-        server = make_url(args.server)
-        name = f"c2c_bench_{secrets.token_hex(4)}"
-        admin = pymysql.connect(
-            host=server.host or "127.0.0.1",
-            port=server.port or 3306,
-            user=server.username or "root",
-            password=server.password or "",
-            connect_timeout=5,
-            autocommit=True,
-        )
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            url = server.set(database=name).render_as_string(hide_password=False)
-            run(url, path, args.batch)
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            admin.close()
+            rate, seconds, _ = dnc_import(f"sqlite:///{Path(scratch) / 'bench.sqlite3'}", path)
+        else:
+            with _scratch(args.server) as url:
+                rate, seconds, _ = dnc_import(url, path)
+        print(f"c2c dnc import: {args.count:,} numbers in {seconds:.1f}s = {rate:,.0f}/s")
+        if args.baseline and not args.sqlite:
+            with _scratch(args.server) as url:
+                print(f"LOAD DATA LOCAL INFILE: {load_data(url, path):,.0f}/s")
     return 0
 
 

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = sub.add_parser("demo", help="run the simulator, the store and the API on this machine")
     parser.add_argument("--host", default="127.0.0.1", help="address of the API (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port of the API (8080; 0: any)")
-    parser.add_argument("--credits", type=int, default=100, help="minutes on the demo key (100)")
+    parser.add_argument("--credits", type=int, default=1000, help="minutes on the demo key (1000)")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="the simulator's time scale (1.0 real time; 0 instant)")
     parser.add_argument("--scenario", help="the simulator's scenario file (JSON)")

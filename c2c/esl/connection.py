@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 
@@ -312,7 +312,8 @@ class EslConnection:
         # Unbounded on purpose: reading must never wait for handlers (FreeSWITCH disconnects a
         # listener whose queue overflows).
         self._events: gevent.queue.Queue = gevent.queue.Queue()
-        self._jobs: dict[str, tuple[float, gevent.event.AsyncResult]] = {}
+        # In the order registered, i.e. oldest first (see _job_result).
+        self._jobs: OrderedDict[str, tuple[float, gevent.event.AsyncResult]] = OrderedDict()
         self._stopping = False
 
     def __repr__(self) -> str:
@@ -527,10 +528,13 @@ class EslConnection:
         now = time.monotonic()
         job = self._jobs.get(job_uuid)
         if job is None:
-            stale = [
-                key for key, (at, _) in self._jobs.items() if now - at > JOB_RESULT_TTL_SECONDS
-            ]
-            for key in stale:
-                del self._jobs[key]
-            job = self._jobs[job_uuid] = (now, gevent.event.AsyncResult())
+            # Forget from the oldest end up to the first fresh entry: scanning every entry on
+            # each bgapi cost time in proportion to the call rate times the TTL (bench/).
+            jobs = self._jobs
+            while jobs:
+                oldest = next(iter(jobs))
+                if now - jobs[oldest][0] <= JOB_RESULT_TTL_SECONDS:
+                    break
+                del jobs[oldest]
+            job = jobs[job_uuid] = (now, gevent.event.AsyncResult())
         return job[1]
