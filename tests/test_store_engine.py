@@ -11,6 +11,7 @@ from sqlalchemy import text
 from c2c.errors import StoreError
 from c2c.store import Store, make_engine
 from c2c.store.db import Database
+from c2c.store.engine import MYSQL_IO_TIMEOUT
 
 
 def test_making_an_engine_opens_nothing():
@@ -94,6 +95,6 @@ def test_mysql_url_timeouts_override_the_defaults(mysql_url):
     try:
         with engine.connect() as conn:
             assert conn.connection.dbapi_connection._read_timeout == 7
-            assert conn.connection.dbapi_connection._write_timeout == 30
+            assert conn.connection.dbapi_connection._write_timeout == MYSQL_IO_TIMEOUT
     finally:
         engine.dispose()
