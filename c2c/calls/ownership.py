@@ -19,6 +19,7 @@ from typing import Any
 
 import gevent
 
+from c2c.calls.lanes import EventLanes
 from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.settlement import Readiness, failed_outcome, outcome_of, readiness
@@ -52,6 +53,7 @@ class SwitchOwner:
         self._lease_name = f"switch:{address.name}"
         self.listener = CallEventListener(store, on_settled=on_settled, clock=clock)
         self._events: EslConnection | None = None
+        self._lanes: EventLanes | None = None
         self._loop: gevent.Greenlet | None = None
         self._lease_loop: gevent.Greenlet | None = None
         self._reconcile_due = False
@@ -116,12 +118,13 @@ class SwitchOwner:
             self._let_go()
 
     def _listen(self) -> None:
+        self._lanes = EventLanes(self.listener.handle)
         self._events = EslConnection(
             self._address,
             timeout=self._config.esl_timeout,
             events=SUBSCRIBED_EVENTS,
             filters=list(EVENT_FILTERS),
-            on_event=self.listener.handle,
+            on_event=self._lanes.put,
             on_connected=self._connected,
         )
         self._events.start()
@@ -134,6 +137,9 @@ class SwitchOwner:
         if self._events is not None:
             self._events.stop()
             self._events = None
+        if self._lanes is not None:
+            self._lanes.stop()
+            self._lanes = None
 
     # -- reconciliation and sweeping -------------------------------------------------------
 
