@@ -158,6 +158,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds to wait for connecting to a switch and for each command's reply."),
     Setting("C2C_LEASE_SECONDS", "lease_seconds", "6", _int_range(2, 300),
             "How long a worker's hold on a switch's event listener lasts unless renewed."),
+    Setting("C2C_ACCOUNT_CACHE_SECONDS", "account_cache_seconds", "2", _float_range(0, 60),
+            "How long a worker remembers an api_key's account (0: look it up every request)."),
     Setting("C2C_CDR_USER", "cdr_user", "c2c", str, "HTTP basic user for /internal/cdr."),
     Setting("C2C_CDR_PASSWORD", "cdr_password", "", str,
             "HTTP basic password for /internal/cdr; blank disables the endpoint."),
@@ -190,6 +192,7 @@ class Config:
     settle_grace: int
     esl_timeout: float
     lease_seconds: int
+    account_cache_seconds: float
     cdr_user: str
     cdr_password: str
     internal_networks: tuple[str, ...]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from c2c.callbacks.address_guard import check_url_host
+from c2c.calls.account_cache import AccountCache
 from c2c.calls.originate import OriginateSpec, build_originate
 from c2c.calls.request import (
     ClickToCallRequest,
@@ -52,6 +53,7 @@ class CallPlacer:
         self._store = store
         self._switches = switches
         self._clock = clock
+        self._accounts = AccountCache(store.accounts.find_by_key, config.account_cache_seconds)
         self._in_flight_counts: dict[str, int] = {}
         self._in_flight_read_at = float("-inf")
 
@@ -74,7 +76,7 @@ class CallPlacer:
         api_key = api_key_from(params)
         if not api_key:
             return Placement(1, "missing api_key")
-        account = self._store.accounts.find_by_key(api_key)
+        account = self._accounts.get(api_key)
         if account is None:
             return Placement(1, "unknown api_key")
         if not account.enabled:
@@ -88,8 +90,8 @@ class CallPlacer:
             return Placement(failed, "not covered")
         if self._store.dnc.contains_any([request.caller.e164_int, request.callee.e164_int]):
             return Placement(3, "number on the Do-Not-Call list")
-        if account.credits - account.reserved < 1:
-            return Placement(2, "no credits")
+        # Credits (2) and flood (6) are checked by the accept transaction, under the account's
+        # row lock: a cached account's balance may be seconds old.
 
         connection = self._switches.pick(self._in_flight())
         now = self._clock()

@@ -120,6 +120,8 @@ class AppHarness:
             "esl_timeout": 2.0,
             "ring_timeout": 10,
             "lease_seconds": 2,
+            # Tests flip keys on and off between requests; the cache has its own tests.
+            "account_cache_seconds": 0,
             **config,
         }
         self.store = Store(make_engine(database_url), coverage_cache_seconds=coverage_cache_seconds)
