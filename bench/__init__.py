@@ -1,0 +1,1 @@
+"""The c2c benchmark (see bench/run.py): ``.venv/bin/python -m bench [--quick]``."""

@@ -1,0 +1,158 @@
+"""Event parsing speed: c2c.esl.protocol against greenswitch's stock parser, same bytes.
+
+The input is the recorded server-to-client streams (``esl-captures/*.raw.txt``, found as the
+tests find them), each parsed as one connection, start to end, by a fresh parser. Only the recordings whose events are ``plain`` take part in the
+comparison (greenswitch parses plain events only; it would read a json or xml body as header
+lines); ours is also timed on every recording, for information.
+
+- ours: ``FrameParser.feed`` on 64 KiB chunks (what a socket read returns), and ``parse_event``
+  on every event frame: the whole path from bytes to a usable event.
+- greenswitch: ``ESLProtocol.receive_events`` reading the same bytes from an in-memory file
+  (its own loop: readline per header line, ``_read_socket`` for bodies, ``ESLEvent.parse_data``
+  for each event), with its command bookkeeping stubbed so replies need no waiter.
+
+Each side runs alternately, in rounds of at least ``seconds``; the best round counts.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any
+
+from greenswitch.esl import ESLProtocol
+
+from c2c.esl.protocol import FrameParser, parse_event
+from tests.esl_captures import captures_dir
+
+CHUNK = 65536
+
+
+def recordings() -> tuple[list[bytes], list[bytes], list[str]]:
+    """(plain-event recordings, every recording, names of the plain ones)."""
+    directory = captures_dir()
+    if directory is None:
+        raise RuntimeError("esl-captures not found (set C2C_ESL_CAPTURES)")
+    plain, everything, names = [], [], []
+    for path in sorted(directory.glob("*.raw.txt")):
+        data = path.read_bytes()
+        everything.append(data)
+        if b"text/event-json" in data or b"text/event-xml" in data:
+            continue
+        plain.append(data)
+        names.append(path.name)
+    return plain, everything, names
+
+
+def ours(streams: list[bytes]) -> int:
+    events = 0
+    for stream in streams:
+        parser = FrameParser()
+        for start in range(0, len(stream), CHUNK):
+            for frame in parser.feed(stream[start : start + CHUNK]):
+                if frame.is_event:
+                    parse_event(frame)
+                    events += 1
+    return events
+
+
+def frames_only(streams: list[bytes]) -> int:
+    """Our framing alone (no event decoding): the part of ``ours`` that is not parse_event."""
+    events = 0
+    for stream in streams:
+        parser = FrameParser()
+        for start in range(0, len(stream), CHUNK):
+            for frame in parser.feed(stream[start : start + CHUNK]):
+                if frame.is_event:
+                    events += 1
+    return events
+
+
+class _Waiter:
+    def set(self, value: Any) -> None:
+        pass
+
+
+class _Replies(list):
+    """greenswitch pops a waiter per command/reply and api/response."""
+
+    def pop(self, index: int = -1) -> _Waiter:  # noqa: ARG002 (list's signature)
+        return _Waiter()
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.events = 0
+
+    def put(self, event: Any) -> None:
+        if event.headers.get("Content-Type", "").startswith("text/event-"):
+            self.events += 1  # not the disconnect notice, which it queues too
+
+
+class _Socket:
+    def close(self) -> None:
+        pass
+
+
+def greenswitch(streams: list[bytes]) -> int:
+    events = 0
+    for stream in streams:
+        protocol = ESLProtocol()
+        protocol.sock = _Socket()
+        protocol.sock_file = io.BytesIO(stream)
+        protocol._commands_sent = _Replies()
+        sink = _Sink()
+        protocol._esl_event_queue = sink
+        protocol.receive_events()
+        events += sink.events
+    return events
+
+
+def _rate(parse, stream: list[bytes], seconds: float) -> tuple[float, int]:  # noqa: ANN001
+    started = time.perf_counter()
+    events = rounds = 0
+    while True:
+        events += parse(stream)
+        rounds += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return events / elapsed, events // rounds
+
+
+def compare(seconds: float = 2.0, rounds: int = 3) -> dict[str, Any]:
+    logging.getLogger().setLevel(logging.ERROR)  # greenswitch logs each disconnect notice
+    plain, everything, names = recordings()
+    best_ours = best_theirs = best_all = best_frames = 0.0
+    per_pass_ours = per_pass_theirs = per_pass_all = 0
+    for _ in range(rounds):
+        best_frames = max(best_frames, _rate(frames_only, plain, seconds / rounds / 2)[0])
+        rate, per_pass_ours = _rate(ours, plain, seconds / rounds)
+        best_ours = max(best_ours, rate)
+        rate, per_pass_theirs = _rate(greenswitch, plain, seconds / rounds)
+        best_theirs = max(best_theirs, rate)
+        rate, per_pass_all = _rate(ours, everything, seconds / rounds)
+        best_all = max(best_all, rate)
+    note = "\n".join([
+        f"- input: {len(names)} recordings with plain events ({sum(map(len, plain)):,} bytes, "
+        f"{per_pass_ours} events per pass; greenswitch counted {per_pass_theirs}), each parsed "
+        "as one connection by a fresh parser; best of 3 rounds each, alternating.",
+        f"- ours on every recording (plain, json and xml events, "
+        f"{sum(map(len, everything)):,} bytes, "
+        f"{per_pass_all} events per pass): {best_all:,.0f} events/s.",
+        f"- of ours, the framing alone (FrameParser.feed, no event decoding): "
+        f"{best_frames:,.0f} events/s; the rest of the time is parse_event decoding every "
+        "header of every event into (name, value) strings.",
+        "- in-process, one core; greenswitch's figure is an upper bound for it (an in-memory "
+        "file instead of a socket file).",
+    ])
+    return {"ours_eps": best_ours, "greenswitch_eps": best_theirs, "ours_all_eps": best_all,
+            "frames_only_eps": best_frames,
+            "events_per_pass": per_pass_ours, "greenswitch_events_per_pass": per_pass_theirs,
+            "note": note}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps({k: v for k, v in compare().items() if k != "note"}, indent=2))
