@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
-from sqlalchemy.engine import make_url
 
 from c2c.esl.protocol import FrameParser, encode_command
 from c2c.store import Store
+from tests.support.lifecycle import StartStop
+from tests.support.mysql import server_connection, temporary_database
 from tests.support.processes import (
     REPO,
     GunicornProcess,
@@ -58,11 +59,7 @@ def mysql_reachable(server_url: str = MYSQL_SERVER_URL) -> bool:
 
 
 def _admin(server_url: str) -> pymysql.connections.Connection:
-    url = make_url(server_url)
-    return pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306,
-                           user=url.username or "root", password=url.password or "",
-                           connect_timeout=5, read_timeout=600, write_timeout=600,
-                           autocommit=True)
+    return server_connection(server_url, connect_timeout=5, io_timeout=600)
 
 
 @contextmanager
@@ -74,17 +71,9 @@ def scratch_database(kind: str, workdir: Path, server_url: str = MYSQL_SERVER_UR
         path = workdir / f"bench-{secrets.token_hex(4)}.sqlite3"
         yield f"sqlite:///{path}"
         return
-    name = f"c2c_bench_{secrets.token_hex(4)}"
-    admin = _admin(server_url)
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("SET SESSION lock_wait_timeout = 30")
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
+    with temporary_database(server_url, "c2c_bench_", io_timeout=600,
+                            lock_wait_timeout=30) as url:
+        yield url
 
 
 def mariadb_version(server_url: str = MYSQL_SERVER_URL) -> str:
@@ -254,7 +243,7 @@ def esl_api(port: int, command: str, password: str = SWITCH_PASSWORD, timeout: f
                 return reply.reply_text
 
 
-class Stack:
+class Stack(StartStop):
     """Store + simulator + observer + c2c under gunicorn, for one phase."""
 
     def __init__(self, workdir: Path, database_url: str, *, rules: list[dict[str, Any]],
@@ -273,17 +262,6 @@ class Stack:
         self.observer: Observer | None = None
         self.server: AppServer | None = None
         self.api_key = ""
-
-    def __enter__(self) -> Stack:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         self.store.upgrade()

@@ -12,7 +12,6 @@ says CI (CI=true), where they fail instead: CI must never pass by skipping the r
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -23,30 +22,17 @@ from sqlalchemy.engine import make_url
 
 from c2c.numbers import PhoneNumber
 from c2c.store import NewCall, Store, make_engine
+from tests.support.mysql import server_connection, temporary_database
 
 MYSQL_SERVER_URL = os.environ.get("C2C_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def _server_connection(server_url: str) -> pymysql.connections.Connection:
-    url = make_url(server_url)
-    return pymysql.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username or "root",
-        password=url.password or "",
-        connect_timeout=3,
-        read_timeout=30,
-        write_timeout=30,
-        autocommit=True,
-    )
 
 
 @pytest.fixture(scope="session")
 def mysql_server() -> str:
     """The MySQL server URL (no database), or skip (fail under CI) if it is unreachable."""
     try:
-        _server_connection(MYSQL_SERVER_URL).close()
+        server_connection(MYSQL_SERVER_URL).close()
     except pymysql.MySQLError as exc:
         message = f"MySQL/MariaDB at {make_url(MYSQL_SERVER_URL).host} unreachable: {exc}"
         if IN_CI:
@@ -58,17 +44,8 @@ def mysql_server() -> str:
 @pytest.fixture
 def mysql_url(mysql_server: str) -> Iterator[str]:
     """A fresh, empty MySQL database, dropped after the test."""
-    name = f"c2c_test_{secrets.token_hex(6)}"
-    admin = _server_connection(mysql_server)
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        yield make_url(mysql_server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("SET SESSION lock_wait_timeout = 10")
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
+    with temporary_database(mysql_server, "c2c_test_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])

@@ -40,6 +40,7 @@ from c2c.fakeswitch.faults import Faults
 from c2c.fakeswitch.scenarios import Scenario
 from c2c.fakeswitch.server import FakeSwitch
 from c2c.store import CreatedAccount, Store, make_engine, schema
+from tests.support.lifecycle import StartStop
 from tests.support.processes import free_port
 
 PASSWORD = "harness-pw"
@@ -86,7 +87,7 @@ class StoreSnapshot:
     callbacks: int
 
 
-class AppHarness:
+class AppHarness(StartStop):
     def __init__(
         self,
         database_url: str,
@@ -131,17 +132,6 @@ class AppHarness:
         self.sent: list[str] = []  # every bgapi command c2c sent, in order
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> AppHarness:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> AppHarness:
         if self.upgrade:

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from c2c.store import Store
 from tests.callback_receiver import CallbackReceiver
+from tests.support.lifecycle import StartStop
 from tests.support.processes import GunicornProcess, SimulatorProcess, http_get, wait_until
 
 DEFAULT_CALL = {
@@ -25,7 +26,7 @@ DEFAULT_CALL = {
 }
 
 
-class Deployment:
+class Deployment(StartStop):
     def __init__(self, workdir: Path, database_url: str, *, workers: int = 2,
                  time_scale: float = 0.05, credits: int = 100_000, scenario: Path | None = None,
                  env: dict[str, str] | None = None, simulator_args: tuple[str, ...] = ()) -> None:
@@ -41,17 +42,6 @@ class Deployment:
         self.receiver = CallbackReceiver()
         self.simulator: SimulatorProcess | None = None
         self.gunicorn: GunicornProcess | None = None
-
-    def __enter__(self) -> Deployment:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         self.store.upgrade()
