@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from c2c.calls.states import CallState
+from c2c.cli.args import int_between
 from c2c.cli.db import fail, iso_time, store_command
 from c2c.store import Store
 
@@ -31,13 +32,6 @@ _TIME_FIELDS = {
 _SECRET_IN_URL = re.compile(r"([?&]secret=)[^&#]*")
 
 
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError("between 1 and 100000")
-    return value
-
-
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("calls", help="inspect calls")
     actions = parser.add_subparsers(dest="calls_command", metavar="ACTION", required=True)
@@ -48,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
     show.set_defaults(func=store_command(_show))
 
     listing = actions.add_parser("list", help="the newest calls")
-    listing.add_argument("--limit", type=_positive, default=50, metavar="N")
+    listing.add_argument("--limit", type=int_between(1, 100_000), default=50, metavar="N")
     listing.add_argument(
         "--state",
         choices=[s.value for s in CallState],

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from c2c.cli.args import int_between
 from c2c.cli.db import store_command
 from c2c.store import DncImportResult, Store
 from c2c.store.dnc import IMPORT_BATCH, parse_e164
@@ -16,13 +17,6 @@ def _e164(raw: str) -> int:
     if number is None:
         raise argparse.ArgumentTypeError(f"{raw!r} is not an E.164 number (e.g. +15552104427)")
     return number
-
-
-def _batch_size(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 200_000:
-        raise argparse.ArgumentTypeError("between 1 and 200000")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -43,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     )
     importing.add_argument("file", metavar="FILE")
     importing.add_argument(
-        "--batch", type=_batch_size, default=IMPORT_BATCH, help="numbers per transaction"
+        "--batch", type=int_between(1, 200_000), default=IMPORT_BATCH, help="numbers per transaction"
     )
     importing.add_argument("--quiet", action="store_true", help="no progress on stderr")
     importing.set_defaults(func=store_command(_import))
