@@ -137,6 +137,48 @@ def test_flood_is_code_6_for_caller_or_callee_and_leaves_nothing(store, make_cal
     )
 
 
+def test_a_listed_number_is_code_3_and_leaves_nothing(store, make_call):
+    account = store.accounts.create("acme", 500)
+    store.dnc.add([15550000002])
+    for caller, callee in (("15550000002", "15550000009"), ("15550000009", "15550000002")):
+        with pytest.raises(RequestRejected) as rejected:
+            accept(store, make_call(account.id, caller, callee))
+        assert rejected.value.code == 3
+    assert_nothing_left(store, account.id)
+
+
+def test_the_transaction_decides_3_then_2_then_6(store, make_call):
+    account = store.accounts.create("acme", 1)
+    accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=1))
+    # Flooded (6), out of credit (2) and listed (3) at once: 3 wins; unlisted, 2 wins.
+    store.dnc.add([15550000001])
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id, "15550000001", "15550000003"), now=NOW + 1)
+    assert rejected.value.code == 3
+    store.dnc.remove([15550000001])
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id, "15550000001", "15550000003"), now=NOW + 2)
+    assert rejected.value.code == 2
+    store.accounts.add_credits(account.id, 10)
+    with pytest.raises(RequestRejected) as rejected:
+        accept(store, make_call(account.id, "15550000001", "15550000003"), now=NOW + 3)
+    assert rejected.value.code == 6
+    # Nothing of the three rejections stayed: the first call's stamps only, unrenewed.
+    with store.engine.connect() as conn:
+        stamps = dict(conn.execute(select(schema.flood.c.number, schema.flood.c.stamped_at)).all())
+    assert stamps == {15550000001: NOW, 15550000002: NOW}
+
+
+def test_a_renewed_stamp_is_the_new_call_s(store, make_call):
+    account = store.accounts.create("acme", 500)
+    accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=1))
+    accept(store, make_call(account.id, "15550000001", "15550000003", max_duration=1),
+           now=NOW + 61)
+    with store.engine.connect() as conn:
+        stamps = dict(conn.execute(select(schema.flood.c.number, schema.flood.c.stamped_at)).all())
+    assert stamps == {15550000001: NOW + 61, 15550000002: NOW, 15550000003: NOW + 61}
+
+
 def test_the_window_passes(store, make_call):
     account = store.accounts.create("acme", 500)
     accept(store, make_call(account.id, "15550000001", "15550000002", max_duration=1))

@@ -1,7 +1,7 @@
 """Accepting a click-to-call request: the checks in DESIGN.md's order, the reservation, the originate.
 
 Order: 1 (key), 5 (disabled), 4 (malformed), 8/7/10/9 (coverage), 3 (DNC), 2 (credits), 6 (flood);
-11 when the store or every switch is unreachable. The store's accept transaction re-checks 2 and 6
+11 when the store or every switch is unreachable. The store's accept transaction decides 3, 2 and 6
 atomically; everything before it only reads, so a rejected request leaves nothing behind.
 """
 
@@ -88,12 +88,16 @@ class CallPlacer:
         failed = first_coverage_failure(request, rules.country_supported, rules.area_supported)
         if failed is not None:
             return Placement(failed, "not covered")
-        if self._store.dnc.contains_any([request.caller.e164_int, request.callee.e164_int]):
-            return Placement(3, "number on the Do-Not-Call list")
-        # Credits (2) and flood (6) are checked by the accept transaction, under the account's
-        # row lock: a cached account's balance may be seconds old.
-
-        connection = self._switches.pick(self._in_flight())
+        # Do-Not-Call (3), credits (2) and flood (6) are checked by the accept transaction, in
+        # that order, under the account's row lock (a cached account's balance may be seconds
+        # old), in the same round trip.
+        try:
+            connection = self._switches.pick(self._in_flight())
+        except SwitchUnavailable:
+            # Rare: answer 3 before 11 all the same, as the order of the checks wants.
+            if self._store.dnc.contains_any([request.caller.e164_int, request.callee.e164_int]):
+                return Placement(3, "number on the Do-Not-Call list")
+            raise
         now = self._clock()
         call_id = str(uuid.uuid4())
         new_call = NewCall(

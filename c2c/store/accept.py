@@ -1,25 +1,30 @@
-"""Accepting a call: reservation, flood stamps and the call row, all or nothing.
+"""Accepting a call: the checks that need the store, the reservation, flood stamps and the call
+row, all or nothing.
 
 This is the one place where two requests can race for the same thing (an account's last minute,
-a phone number's flood window), so it runs as one transaction that locks what it reads:
+a phone number's flood window), so it runs as one transaction that locks what it decides on, in
+five round trips (bench/ counts them), the account's row locked for the last four only:
 
-1. the account row (SELECT ... FOR UPDATE on MySQL; SQLite runs writers one at a time), re-checking
-   enabled (5) and at least one available minute (2);
-2. each distinct E.164 number, in ascending order so two transactions never wait on each other in
-   a cycle: ``UPDATE flood SET stamped_at=now WHERE number=? AND stamped_at <= now - window``,
-   and if no row matched, INSERT. A duplicate key means a stamp inside the window exists (or is
-   being written by a concurrent accept): flooded (6), and the whole transaction rolls back;
-3. the reservation and the call row (state 'queued').
+1. the flood stamps of both distinct E.164 numbers in one upsert, in ascending order so two
+   transactions never wait on each other in a cycle: a new number gets our stamp, a stamp older
+   than the window is renewed to ours, a younger one is left alone. The upsert locks the rows
+   (an accept racing ours for a number waits here until ours ends);
+2. one SELECT ... FOR UPDATE of the account row that also reads, without locking, whether either
+   number is on the Do-Not-Call list and how many flood rows now carry our stamp. From it the
+   codes are decided in DESIGN.md's order: 1 (gone), 5 (disabled), 3 (listed), 2 (no available
+   minute), 6 (a number's stamp is not ours: used within the window). Any of them rolls the
+   whole transaction back, stamps included;
+3. the reservation, 4. the call row (state 'queued'), 5. COMMIT.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Select, case, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import mysql, sqlite
 
 from c2c.calls.settlement import QUEUED_RECHECK_SECONDS
 from c2c.calls.states import CallState
@@ -95,22 +100,26 @@ def accept_call(
     if call.account_id != account_id:
         raise ValueError("call.account_id does not match account_id")
 
+    numbers = sorted({call.caller.e164_int, call.callee.e164_int})
+
     def work(conn: Connection) -> AcceptedCall:
-        a = schema.accounts
-        account = conn.execute(
-            select(a.c.enabled, a.c.credits, a.c.reserved)
-            .where(a.c.id == account_id)
-            .with_for_update()
-        ).first()
-        if account is None:
+        if flood_seconds > 0:
+            _stamp_flood(conn, db.is_mysql, numbers, now, now - flood_seconds)
+        checks = conn.execute(_locked_checks(account_id, numbers, now)).first()
+        if checks is None:
             raise RequestRejected(1, "invalid api_key")
-        if not account.enabled:
+        if not checks.enabled:
             raise RequestRejected(5, "api_key is disabled")
-        available = account.credits - account.reserved
+        if checks.listed:
+            raise RequestRejected(3, "a phone number is on the Do-Not-Call list")
+        available = checks.credits - checks.reserved
         if available < 1:
             raise RequestRejected(2, "no call credits")
-        if flood_seconds > 0:
-            _stamp_flood(conn, {call.caller.e164_int, call.callee.e164_int}, now, flood_seconds)
+        if flood_seconds > 0 and checks.stamped != len(numbers):
+            raise RequestRejected(
+                6, "flood protection: this phone number was used less than a minute ago"
+            )
+        a = schema.accounts
         reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
         conn.execute(update(a).where(a.c.id == account_id).values(reserved=a.c.reserved + reserve))
         deadline_at = now + 2 * ring_timeout + reserve * 60 + settle_grace
@@ -122,24 +131,42 @@ def accept_call(
     return accepted
 
 
-def _stamp_flood(conn: Connection, numbers: set[int], now: float, window: int) -> None:
+def _stamp_flood(
+    conn: Connection, is_mysql: bool, numbers: list[int], now: float, cutoff: float
+) -> None:
+    """Stamp each number with ``now`` unless it holds a stamp younger than ``cutoff``."""
     f = schema.flood
-    for number in sorted(numbers):  # one lock order for everyone: no deadlock cycles
-        renewed = conn.execute(
-            update(f)
-            .where(f.c.number == number, f.c.stamped_at <= now - window)
-            .values(stamped_at=now)
-        ).rowcount
-        if renewed:
-            continue
-        try:
-            conn.execute(insert(f).values(number=number, stamped_at=now))
-        except IntegrityError:
-            # A stamp younger than the window, or one a concurrent accept just wrote (its INSERT
-            # made ours wait until it committed). The caller's rollback undoes our other stamps.
-            raise RequestRejected(
-                6, "flood protection: this phone number was used less than a minute ago"
-            ) from None
+    rows = [{"number": number, "stamped_at": now} for number in numbers]  # sorted: lock order
+    if is_mysql:
+        upsert = mysql.insert(f).values(rows)
+        conn.execute(upsert.on_duplicate_key_update(
+            stamped_at=func.if_(f.c.stamped_at <= cutoff, upsert.inserted.stamped_at,
+                                f.c.stamped_at)))
+    else:
+        lite = sqlite.insert(f).values(rows)
+        conn.execute(lite.on_conflict_do_update(
+            index_elements=[f.c.number],
+            set_={"stamped_at": case((f.c.stamped_at <= cutoff, lite.excluded.stamped_at),
+                                     else_=f.c.stamped_at)}))
+
+
+def _locked_checks(account_id: int, numbers: list[int], now: float) -> Select[Any]:
+    """The account row, locked, with the DNC and flood answers read beside it (the subqueries
+    do not lock: a locking clause applies to the outer table only)."""
+    a, f, d = schema.accounts, schema.flood, schema.dnc
+    listed = exists().where(d.c.number.in_(numbers))
+    stamped = (
+        select(func.count())
+        .select_from(f)
+        .where(f.c.number.in_(numbers), f.c.stamped_at == now)
+        .scalar_subquery()
+    )
+    return (
+        select(a.c.enabled, a.c.credits, a.c.reserved, listed.label("listed"),
+               stamped.label("stamped"))
+        .where(a.c.id == account_id)
+        .with_for_update()
+    )
 
 
 def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> dict[str, object]:
@@ -190,15 +217,12 @@ def cancel_call(db: Database, call_id: str) -> bool:
         ).first()
         if call is None or call.state != CallState.QUEUED.value:
             return False
-        # The call, then its account: the order settle locks them in.
-        account = conn.execute(
-            select(a.c.reserved).where(a.c.id == call.account_id).with_for_update()
-        ).first()
         deleted = conn.execute(
             delete(c).where(c.c.id == call_id, c.c.state == CallState.QUEUED.value)
         ).rowcount
         if not deleted:
             return False
+        # Its flood stamps before its account: the order an accept locks them in.
         numbers = sorted(
             {
                 int(call.caller_country_code + call.caller_number),
@@ -206,6 +230,9 @@ def cancel_call(db: Database, call_id: str) -> bool:
             }
         )
         conn.execute(delete(f).where(f.c.number.in_(numbers), f.c.stamped_at == call.created_at))
+        account = conn.execute(
+            select(a.c.reserved).where(a.c.id == call.account_id).with_for_update()
+        ).first()
         if account is not None:
             conn.execute(
                 update(a)
