@@ -73,6 +73,81 @@ def test_advance_refuses_backward_moves_ending_and_fixed_fields(store, placed):
         store.calls.advance(call_id, [CallState.QUEUED], CallState.BRIDGED, minutes=3)
 
 
+def test_advance_with_fill_sets_the_time_once_and_moves_when_it_may(store, placed):
+    call_id = placed()
+    answer = {"caller_answered_at": NOW + 3}
+    assert store.calls.advance(call_id, ["queued", "caller_ringing"], "caller_answered",
+                               fill=answer, recheck_at=None)
+    row = store.calls.get(call_id)
+    assert (row["state"], row["caller_answered_at"], row["recheck_at"]) == (
+        "caller_answered", NOW + 3, None)
+    # The same event again changes nothing; a later report does not overwrite the first.
+    assert not store.calls.advance(call_id, ["queued", "caller_ringing"], "caller_answered",
+                                   fill=answer, recheck_at=None)
+    assert not store.calls.advance(call_id, ["queued"], "caller_ringing",
+                                   fill={"caller_answered_at": NOW + 9})
+    assert store.calls.get(call_id)["caller_answered_at"] == NOW + 3
+
+
+def test_advance_with_fill_fills_even_when_the_state_is_past(store, placed):
+    call_id = placed()
+    store.calls.advance(call_id, ["queued"], "bridged", bridged_at=NOW + 5)
+    # A late caller answer: the time is recorded, the state and the move's fields stay.
+    assert store.calls.advance(call_id, ["queued", "caller_ringing"], "caller_answered",
+                               fill={"caller_answered_at": NOW + 2}, recheck_at=NOW + 99)
+    row = store.calls.get(call_id)
+    assert (row["state"], row["caller_answered_at"], row["bridged_at"]) == (
+        "bridged", NOW + 2, NOW + 5)
+    assert row["recheck_at"] != NOW + 99
+
+
+def test_advance_requires_a_column_set(store, placed):
+    call_id = placed()
+    assert not store.calls.advance(call_id, ["queued"], "bridged",
+                                   requires=("callee_answered_at",), bridged_at=NOW + 4)
+    assert store.calls.get(call_id)["state"] == "queued"
+    store.calls.set_if_null(call_id, {"callee_answered_at": NOW + 4})
+    assert store.calls.advance(call_id, ["queued"], "bridged",
+                               requires=("callee_answered_at",), bridged_at=NOW + 4)
+    assert store.calls.get(call_id)["state"] == "bridged"
+
+
+def test_fill_and_settle_if_fills_then_settles_in_one_go(store, account, placed):
+    call_id = placed(callback_url="https://example.com/cb")
+    seen = []
+
+    def decide(row):
+        seen.append(dict(row))
+        if row["caller_gone_at"] is None or row["callee_gone_at"] is None:
+            return None
+        return answered(1, billsec=42), max(row["caller_gone_at"], row["callee_gone_at"])
+
+    assert store.calls.fill_and_settle_if(call_id, {"caller_gone_at": NOW + 50,
+                                                    "caller_hangup_cause": None}, decide) is None
+    assert seen[-1]["caller_gone_at"] == NOW + 50
+    row = store.calls.get(call_id)
+    assert (row["state"], row["caller_gone_at"]) == ("queued", NOW + 50)
+
+    outcome = store.calls.fill_and_settle_if(
+        call_id, {"callee_gone_at": NOW + 60, "caller_gone_at": NOW + 70}, decide)
+    assert outcome == answered(1, billsec=42)
+    row = store.calls.get(call_id)
+    # The first report of the caller's end stayed; the callee's was filled in the settling write.
+    assert (row["state"], row["minutes"], row["billsec"]) == ("ended", 1, 42)
+    assert (row["caller_gone_at"], row["callee_gone_at"], row["ended_at"]) == (
+        NOW + 50, NOW + 60, NOW + 60)
+    assert store.accounts.find(account.id).reserved == 0
+    assert store.accounts.find(account.id).credits == 99
+    assert store.callbacks.get_for_call(call_id)["status"] == "pending"
+    # Ended: nothing more is decided, what is missing is still recorded, nothing overwritten.
+    count = len(seen)
+    assert store.calls.fill_and_settle_if(
+        call_id, {"billsec": 5, "originate_error": "NO_ANSWER"}, decide) is None
+    row = store.calls.get(call_id)
+    assert len(seen) == count and (row["billsec"], row["originate_error"]) == (42, "NO_ANSWER")
+    assert store.calls.fill_and_settle_if("no-such-call", {}, decide) is None
+
+
 def test_set_if_null_keeps_the_first_value(store, placed):
     call_id = placed()
     assert store.calls.get(call_id)["recheck_at"] is not None  # accept asks for a first look

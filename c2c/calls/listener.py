@@ -63,34 +63,36 @@ class CallEventListener:
                 self.leg_moment(moment)
 
     def leg_moment(self, moment: ev.LegMoment) -> None:
+        # One UPDATE per event: the moment's time filled in and the state moved together.
         calls = self._store.calls
         at = moment.at or self._clock()
         if moment.event_name == "CHANNEL_PROGRESS" and moment.leg == ev.CALLER:
             calls.advance(moment.call_id, [CallState.QUEUED], CallState.CALLER_RINGING,
                           recheck_at=None)
         elif moment.event_name == "CHANNEL_ANSWER":
-            calls.set_if_null(moment.call_id, {_ANSWER_FIELD[moment.leg]: at})
+            fill = {_ANSWER_FIELD[moment.leg]: at}
             if moment.leg == ev.CALLER:
                 calls.advance(moment.call_id, [CallState.QUEUED, CallState.CALLER_RINGING],
-                              CallState.CALLER_ANSWERED, recheck_at=None)
+                              CallState.CALLER_ANSWERED, fill=fill, recheck_at=None)
             else:
                 # The callee answering is what connects the two people; CHANNEL_BRIDGE alone can
                 # fire on early media before anyone answered.
-                self._bridged(moment.call_id, at)
+                self._bridged(moment.call_id, at, fill=fill)
         elif moment.event_name == "CHANNEL_BRIDGE":
-            call = calls.get(moment.call_id)
-            if call is not None and call["callee_answered_at"] is not None:
-                self._bridged(moment.call_id, at)
+            self._bridged(moment.call_id, at, requires=("callee_answered_at",))
 
-    def _bridged(self, call_id: str, at: float) -> None:
-        moved = self._store.calls.advance(
+    def _bridged(self, call_id: str, at: float, *, fill: Mapping[str, object] | None = None,
+                 requires: tuple[str, ...] = ()) -> None:
+        changed = self._store.calls.advance(
             call_id,
             [CallState.QUEUED, CallState.CALLER_RINGING, CallState.CALLER_ANSWERED],
             CallState.BRIDGED,
+            fill=fill,
+            requires=requires,
             bridged_at=at,
         )
-        if moved:
-            log.info("call %s: bridged", call_id)
+        if changed:
+            log.debug("call %s: bridged", call_id)
 
     def leg_ended(self, end: ev.LegEnd) -> None:
         fields: dict[str, object] = {
@@ -115,33 +117,48 @@ class CallEventListener:
                 # spooled, and the call would settle as not answered. Its own times win.
                 fields["callee_answered_at"] = end.bridged_at
                 fields["bridged_at"] = end.bridged_at
-        self._store.calls.set_if_null(end.call_id, fields)
         log.info("call %s: %s leg ended %s", end.call_id, end.leg, end.cause)
-        self.try_settle(end.call_id)
+        self._fill_and_try_settle(end.call_id, fields)
 
     def originate_failed(self, result: ev.JobResult) -> None:
         call = self._store.calls.find_by_job_uuid(result.job_uuid)
         if call is None:
             return  # another application's originate, or a call already forgotten
-        self._store.calls.set_if_null(call["id"], {"originate_error": result.cause})
         log.info("call %s: originate failed: %s", call["id"], result.cause)
-        self.try_settle(call["id"])
+        self._fill_and_try_settle(call["id"], {"originate_error": result.cause})
 
     def try_settle(self, call_id: str) -> bool:
-        call = self._store.calls.get(call_id)
-        if call is None or readiness(call, self._clock()) is not Readiness.SETTLE:
+        return self._fill_and_try_settle(call_id, {})
+
+    def _fill_and_try_settle(self, call_id: str, fields: Mapping[str, Any]) -> bool:
+        """Record what is known and settle if that completes the call: one transaction, the
+        row locked throughout."""
+        outcome = self._store.calls.fill_and_settle_if(call_id, fields, self._decide)
+        if outcome is None:
             return False
-        return self.settle(call_id, outcome_of(call), call)
+        self._announce(call_id, outcome)
+        return True
+
+    def _decide(self, call: Mapping[str, Any]) -> tuple[CallOutcome, float] | None:
+        if readiness(call, self._clock()) is not Readiness.SETTLE:
+            return None
+        return outcome_of(call), self._ended_at(call)
+
+    def _ended_at(self, call: Mapping[str, Any] | None) -> float:
+        """The last leg's end when known."""
+        gone = [t for t in (call["caller_gone_at"], call["callee_gone_at"]) if t] if call else []
+        return max(gone) if gone else self._clock()
 
     def settle(self, call_id: str, outcome: CallOutcome, call: Mapping[str, Any] | None = None) -> bool:
         """Settle once; the end time is the last leg's end when known."""
-        gone = [t for t in (call["caller_gone_at"], call["callee_gone_at"]) if t] if call else []
-        ended_at = max(gone) if gone else self._clock()
-        settled = self._store.calls.settle(call_id, outcome, ended_at=ended_at)
+        settled = self._store.calls.settle(call_id, outcome, ended_at=self._ended_at(call))
         if settled:
-            log.info("call %s: settled answered=%s minutes=%d reason=%s", call_id,
-                     outcome.answered, outcome.minutes,
-                     "" if outcome.reason is None else int(outcome.reason))
-            if self._on_settled is not None:
-                self._on_settled(call_id, outcome)
+            self._announce(call_id, outcome)
         return settled
+
+    def _announce(self, call_id: str, outcome: CallOutcome) -> None:
+        log.info("call %s: settled answered=%s minutes=%d reason=%s", call_id,
+                 outcome.answered, outcome.minutes,
+                 "" if outcome.reason is None else int(outcome.reason))
+        if self._on_settled is not None:
+            self._on_settled(call_id, outcome)

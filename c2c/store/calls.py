@@ -9,9 +9,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
 from c2c.calls.callback_url import build_callback_url
 from c2c.calls.states import IN_FLIGHT, CallState
@@ -83,6 +83,9 @@ class SettledOutcome:
     billsec: int | None
 
 
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
 def _check_fields(fields: Mapping[str, Any]) -> None:
     unknown = set(fields) - SETTABLE_FIELDS
     if unknown:
@@ -146,12 +149,17 @@ class Calls:
         call_id: str,
         from_states: Iterable[CallState | str],
         to_state: CallState | str,
+        *,
+        fill: Mapping[str, Any] | None = None,
+        requires: Iterable[str] = (),
         **fields: Any,
     ) -> bool:
-        """Move the call to ``to_state`` (setting ``fields``) if it is in one of ``from_states``.
+        """Move the call to ``to_state`` (setting ``fields``) if it is in one of ``from_states``
+        and every column named in ``requires`` is set; in the same UPDATE, fill the ``fill``
+        fields that are still empty (as set_if_null), whether or not the state moves.
 
         Forward only: every from-state must come before to_state, and 'ended' is reached only
-        through settle(). Returns whether the row moved (False: it was elsewhere, e.g. the same
+        through settle(). Returns whether the row changed (False: nothing to do, e.g. the same
         event arrived twice).
         """
         target = _state(to_state)
@@ -162,17 +170,40 @@ class Calls:
             raise ValueError(
                 f"not a forward move: {sorted(s.value for s in sources)} -> {target.value}"
             )
-        _check_fields(fields)
+        given = {name: value for name, value in (fill or {}).items() if value is not None}
+        required = list(requires)
+        _check_fields({**fields, **given})
+        _check_fields(dict.fromkeys(required))
         c = schema.calls
-        with self._db.write() as conn:
-            moved = conn.execute(
+        movable = and_(
+            c.c.state.in_(sorted(s.value for s in sources)),
+            *(c.c[name].is_not(None) for name in required),
+        )
+        if not given:
+            statement = (
+                update(c).where(c.c.id == call_id, movable).values(state=target.value, **fields)
+            )
+        else:
+            # One UPDATE that fills and, where it may, moves. 'state' is assigned last: MySQL
+            # evaluates SET left to right, so the CASEs before it still see the old state.
+            assignments: list[tuple[Any, Any]] = [
+                (c.c[name], func.coalesce(c.c[name], value)) for name, value in given.items()
+            ]
+            assignments += [
+                (c.c[name], case((movable, value), else_=c.c[name]))
+                for name, value in fields.items()
+            ]
+            assignments.append((c.c.state, case((movable, target.value), else_=c.c.state)))
+            statement = (
                 update(c)
-                .where(c.c.id == call_id, c.c.state.in_([s.value for s in sources]))
-                .values(state=target.value, **fields)
-            ).rowcount
-        if moved:
+                .where(c.c.id == call_id, or_(movable, *(c.c[name].is_(None) for name in given)))
+                .ordered_values(*assignments)
+            )
+        with self._db.write() as conn:
+            changed = conn.execute(statement).rowcount
+        if changed:
             log.debug("call %s -> %s", call_id, target.value)
-        return bool(moved)
+        return bool(changed)
 
     def needing_attention(self, switch: str, now: float) -> list[dict[str, Any]]:
         """Unsettled calls on ``switch`` that may be ready to settle or need a look: a leg's end
@@ -213,6 +244,52 @@ class Calls:
         where = and_(c.c.id == call_id, or_(*(c.c[name].is_(None) for name in given)))
         with self._db.write() as conn:
             return bool(conn.execute(update(c).where(where).values(**values)).rowcount)
+
+    def fill_and_settle_if(
+        self,
+        call_id: str,
+        fields: Mapping[str, Any],
+        decide: Callable[[Mapping[str, Any]], tuple[OutcomeT, float] | None],
+        *,
+        callback_url_builder: CallbackUrlBuilder = build_callback_url,
+        now: float | None = None,
+    ) -> OutcomeT | None:
+        """Fill the empty ``fields`` (as set_if_null) and, if ``decide`` of the row as it then
+        stands returns (outcome, ended_at), settle the call with them (as settle) in the same
+        transaction, the row locked throughout: one transaction for a leg's end, not three.
+
+        An ended call gets its empty fields filled and nothing else. Returns the outcome when
+        this call settled it, else None (not ready, already ended, or unknown).
+        """
+        _check_fields(fields)
+        given = {name: value for name, value in fields.items() if value is not None}
+        now = time.time() if now is None else now
+
+        def work(conn: Connection) -> OutcomeT | None:
+            c = schema.calls
+            row = conn.execute(
+                select(c).where(c.c.id == call_id).with_for_update()
+            ).mappings().first()
+            if row is None:
+                return None
+            call = dict(row)
+            filled = {name: value for name, value in given.items() if call[name] is None}
+            # An ended call still takes what it lacks (a late leg end, the originate's error):
+            # bookkeeping, as set_if_null, never the outcome.
+            ended = call["state"] == CallState.ENDED.value
+            decision = None if ended else decide({**call, **filled})
+            if decision is None:
+                if filled:
+                    conn.execute(update(c).where(c.c.id == call_id).values(**filled))
+                return None
+            outcome, ended_at = decision
+            _settle_locked(conn, call, outcome, ended_at, callback_url_builder, now, filled)
+            return outcome
+
+        settled = self._db.write_retrying(work)
+        if settled is not None:
+            log.debug("call %s settled on a leg's end", call_id)
+        return settled
 
     def set_fields(self, call_id: str, fields: Mapping[str, Any]) -> bool:
         """Overwrite bookkeeping fields (e.g. push recheck_at or deadline_at later), whatever
@@ -311,13 +388,30 @@ def _settle(
     now: float,
     fields: Mapping[str, Any],
 ) -> bool:
-    c, a = schema.calls, schema.accounts
+    c = schema.calls
     call = conn.execute(select(c).where(c.c.id == call_id).with_for_update()).mappings().first()
     if call is None:
         log.warning("call %s: settle of an unknown call ignored", call_id)
         return False
     if call["state"] == CallState.ENDED.value:
         return False
+    _settle_locked(conn, dict(call), outcome, ended_at, builder, now, fields)
+    return True
+
+
+def _settle_locked(
+    conn: Connection,
+    call: Mapping[str, Any],
+    outcome: Outcome,
+    ended_at: float,
+    builder: CallbackUrlBuilder,
+    now: float,
+    fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Settle a call whose row this transaction has locked and found not ended; returns what
+    was written to the row."""
+    c, a = schema.calls, schema.accounts
+    call_id = call["id"]
     answered = bool(outcome.answered)
     # Never more than the limit, whatever the switch measured; nothing if never connected.
     billable = max(0, min(int(outcome.minutes), int(call["max_minutes"]))) if answered else 0
@@ -330,11 +424,7 @@ def _settle(
         "billsec": outcome.billsec,
         "ended_at": ended_at,
     }
-    ended = conn.execute(
-        update(c).where(c.c.id == call_id, c.c.state != CallState.ENDED.value).values(**result)
-    ).rowcount
-    if ended != 1:
-        return False
+    conn.execute(update(c).where(c.c.id == call_id).values(**result))
 
     account = conn.execute(
         select(a.c.credits, a.c.reserved).where(a.c.id == call["account_id"]).with_for_update()
@@ -369,4 +459,4 @@ def _settle(
                 created_at=now,
             )
         )
-    return True
+    return result
