@@ -149,12 +149,31 @@ def test_dnc_import_shows_progress_and_a_summary(upgraded, store, tmp_path):
     path.write_text("number,name\n" + "".join(f"+1555{n:07d},x\n" for n in range(2_500)) + "bad\n")
     status, out, err = upgraded("dnc", "import", str(path), "--batch", "1000")
     assert status == 0
-    assert "2,500 numbers, 2,500 new, 1 invalid" in err
-    assert err.count("\r") == 3  # one progress update per batch
+    assert "\rreading: 2,500 numbers, 1 invalid (" in err  # one update per block read
+    assert "\rinserting: 1,000 of 2,500 numbers, 1,000 new, 1 invalid (" in err
+    assert "\rinserting: 2,500 of 2,500 numbers, 2,500 new, 1 invalid (" in err
+    assert err.count("\r") == 4 and err.endswith("\n")  # then one update per batch
     assert out.startswith("read 2,500 numbers in ")
     assert "2,500 added, 0 already listed, 1 invalid lines" in out
     assert "invalid lines (skipped): 2502" in out
     assert store.dnc.count() == 2_500
+
+
+def test_dnc_import_sorts_a_big_file_through_tmpdir(upgraded, store, tmp_path):
+    store.dnc.add([15550000007])
+    path = tmp_path / "list.txt"
+    path.write_text("".join(f"+1555{n:07d}\n" for n in range(2_500, 0, -1)) + "15550000007\n")
+    sort_dir = tmp_path / "sort"
+    sort_dir.mkdir()
+    args = ("dnc", "import", str(path), "--sort-run", "1000", "--tmpdir", str(sort_dir))
+    status, out, err = upgraded(*args, "--quiet")
+    assert (status, err) == (0, "")
+    assert "2,501 numbers" in out and "2,499 added, 2 already listed, 0 invalid lines" in out
+    assert store.dnc.count() == 2_500
+    assert list(sort_dir.iterdir()) == []
+    status, _, err = upgraded("dnc", "import", str(path), "--tmpdir", str(tmp_path / "nope"))
+    assert status == 2 and "is not a directory" in err
+    assert upgraded("dnc", "import", str(path), "--sort-run", "10")[0] == 2
 
 
 def test_dnc_import_of_a_missing_file_is_one_line(upgraded, tmp_path):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 from c2c.cli.args import int_between
 from c2c.cli.db import store_command
 from c2c.store import DncImportResult, Store
-from c2c.store.dnc import IMPORT_BATCH, parse_e164
+from c2c.store.dnc import IMPORT_BATCH, IMPORT_SORT_RUN, parse_e164
 
 
 def _e164(raw: str) -> int:
@@ -17,6 +18,12 @@ def _e164(raw: str) -> int:
     if number is None:
         raise argparse.ArgumentTypeError(f"{raw!r} is not an E.164 number (e.g. +15552104427)")
     return number
+
+
+def _directory(raw: str) -> str:
+    if not os.path.isdir(raw):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a directory")
+    return raw
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,6 +46,20 @@ def add_parser(subparsers: Any) -> None:
     importing.add_argument(
         "--batch", type=int_between(1, 200_000), default=IMPORT_BATCH, help="numbers per transaction"
     )
+    importing.add_argument(
+        "--sort-run",
+        type=int_between(1_000, 100_000_000),
+        default=IMPORT_SORT_RUN,
+        metavar="N",
+        help="numbers sorted in memory at a time, about 40 bytes each; a bigger file is sorted "
+        "through temporary files of 8 bytes a number (default: %(default)s)",
+    )
+    importing.add_argument(
+        "--tmpdir",
+        type=_directory,
+        metavar="DIR",
+        help="where those files go (default: TMPDIR, else the system's temporary directory)",
+    )
     importing.add_argument("--quiet", action="store_true", help="no progress on stderr")
     importing.set_defaults(func=store_command(_import))
 
@@ -60,20 +81,41 @@ def _remove(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-def _show_progress(result: DncImportResult) -> None:
-    print(
-        f"\r{result.read:,} numbers, {result.added:,} new, {result.invalid:,} invalid "
-        f"({result.rate:,.0f}/s)",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+class _Progress:
+    """One line on stderr, rewritten: the numbers read and sorted, then the ones inserted."""
+
+    def __init__(self) -> None:
+        self.shown = False
+        self._width = 0
+
+    def __call__(self, result: DncImportResult) -> None:
+        if result.phase == "reading":
+            line = f"reading: {result.read:,} numbers, {result.invalid:,} invalid"
+            done = result.read
+        else:
+            line = (
+                f"inserting: {result.processed:,} of {result.read:,} numbers, "
+                f"{result.added:,} new, {result.invalid:,} invalid"
+            )
+            done = result.processed
+        rate = done / result.seconds if result.seconds > 0 else 0.0
+        line = f"{line} ({rate:,.0f}/s)"
+        # Padded to cover what a longer line before it left on the screen.
+        print(f"\r{line:<{self._width}}", end="", file=sys.stderr, flush=True)
+        self._width = max(self._width, len(line))
+        self.shown = True
 
 
 def _import(args: argparse.Namespace, store: Store) -> int:
-    progress = None if args.quiet else _show_progress
-    result = store.dnc.import_file(args.file, progress=progress, batch_size=args.batch)
-    if progress is not None and result.read:
+    progress = None if args.quiet else _Progress()
+    result = store.dnc.import_file(
+        args.file,
+        progress=progress,
+        batch_size=args.batch,
+        run_size=args.sort_run,
+        tmpdir=args.tmpdir,
+    )
+    if progress is not None and progress.shown:
         print(file=sys.stderr)  # end the progress line
     print(
         f"read {result.read:,} numbers in {result.seconds:.1f}s ({result.rate:,.0f}/s): "
