@@ -3,13 +3,16 @@
 As part of the benchmark (``python -m bench``, phase ``dnc``) or on its own:
 
     .venv/bin/python -m bench.dnc_import [--count 1000000] [--sqlite] [--baseline]
+                                          [--sort-run N] [--tmpdir DIR]
                                           [--server mysql+pymysql://root@127.0.0.1:3306]
 
 It writes COUNT distinct E.164 numbers (NANP, area codes 300-999, in a scattered order, '+' on
 every other line) to a temporary file, creates a scratch database (``c2c_bench_<random>``,
 dropped afterwards; or an SQLite file), runs ``c2c db upgrade`` and times ``c2c dnc import FILE``
-(process start included), then, with --baseline, MariaDB's own bulk path on the same file
-(``LOAD DATA LOCAL INFILE`` into the same table, in a second scratch database).
+(process start, reading and sorting included; --sort-run and --tmpdir are passed on), prints the
+command's peak memory and the temporary files its sort wrote, then, with --baseline, MariaDB's
+own bulk path on the same file (``LOAD DATA LOCAL INFILE`` into the same table, in a second
+scratch database).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
@@ -56,13 +61,17 @@ def c2c_command() -> str:
     return found
 
 
-def dnc_import(url: str, path: Path | str, env: Mapping[str, str] | None = None,
-               timeout: float = 1800) -> tuple[float, float, float]:
-    """Run ``c2c dnc import PATH`` against ``url`` (schema upgraded first).
+@dataclass(frozen=True)
+class ImportRun:
+    rate: float  # the lines of the file (distinct valid numbers only) over the wall time
+    seconds: float  # the command's wall time, process start included
+    reported: float  # the rate the command itself reports
+    temporary_mb: int | None  # what its sort wrote, from its INFO log line (None: not logged)
 
-    Returns (rate/s, seconds, the rate the command itself reports). The time is the command's
-    wall time, process start included, and the rate is the lines of the file over it (the
-    file holds distinct valid numbers only)."""
+
+def run_import(url: str, path: Path | str, env: Mapping[str, str] | None = None,
+               timeout: float = 1800, args: Sequence[str] = ()) -> ImportRun:
+    """Run ``c2c dnc import PATH --quiet ARGS...`` against ``url`` (schema upgraded first)."""
     store = Store.from_url(url)
     try:
         store.upgrade()
@@ -72,14 +81,26 @@ def dnc_import(url: str, path: Path | str, env: Mapping[str, str] | None = None,
         count = sum(1 for _ in handle)
     full_env = {**os.environ, **(env or {}), "C2C_DATABASE_URL": url}
     started = time.monotonic()
-    done = subprocess.run([c2c_command(), "dnc", "import", str(path), "--quiet"], env=full_env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run([c2c_command(), "dnc", "import", str(path), "--quiet", *args],
+                          env=full_env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
     seconds = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"c2c dnc import failed ({done.returncode}): {done.stderr[-2000:]}")
     # "read 1,000,000 numbers in 2.7s (376,488/s): ..."
     reported = re.search(r"\(([\d,]+)/s\)", done.stdout)
-    return count / seconds, seconds, float(reported.group(1).replace(",", "")) if reported else 0.0
+    # "... in 20.1s (10 sorted runs, 80 MB of temporary files)"
+    spilled = re.search(r"(\d+) MB of temporary files", done.stderr)
+    return ImportRun(count / seconds, seconds,
+                     float(reported.group(1).replace(",", "")) if reported else 0.0,
+                     int(spilled.group(1)) if spilled else None)
+
+
+def dnc_import(url: str, path: Path | str, env: Mapping[str, str] | None = None,
+               timeout: float = 1800) -> tuple[float, float, float]:
+    """``run_import``: (rate/s, seconds, the rate the command itself reports)."""
+    run = run_import(url, path, env, timeout)
+    return run.rate, run.seconds, run.reported
 
 
 def load_data(url: str, path: Path | str, timeout: int = 1800) -> float:
@@ -118,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--sqlite", action="store_true", help="measure SQLite instead")
     parser.add_argument("--baseline", action="store_true", help="also time LOAD DATA")
+    parser.add_argument("--sort-run", type=int, help="passed on to c2c dnc import")
+    parser.add_argument("--tmpdir", help="passed on to c2c dnc import")
     args = parser.parse_args(argv)
+    passed = [*(["--sort-run", str(args.sort_run)] if args.sort_run else []),
+              *(["--tmpdir", args.tmpdir] if args.tmpdir else [])]
+    env = {"C2C_LOG_LEVEL": "INFO"}  # the line that tells the temporary files' size
 
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "dnc.txt"
@@ -126,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         write_numbers(path, args.count)
         print(f"wrote {args.count:,} numbers in {time.monotonic() - started:.1f}s")
         if args.sqlite:
-            rate, seconds, _ = dnc_import(f"sqlite:///{Path(scratch) / 'bench.sqlite3'}", path)
+            run = run_import(f"sqlite:///{Path(scratch) / 'bench.sqlite3'}", path, env,
+                             args=passed)
         else:
             with _scratch(args.server) as url:
-                rate, seconds, _ = dnc_import(url, path)
-        print(f"c2c dnc import: {args.count:,} numbers in {seconds:.1f}s = {rate:,.0f}/s")
+                run = run_import(url, path, env, args=passed)
+        # ru_maxrss: kB on Linux; the command is this process's only child so far.
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+        spilled = "?" if run.temporary_mb is None else f"{run.temporary_mb:,}"
+        print(f"c2c dnc import: {args.count:,} numbers in {run.seconds:.1f}s = "
+              f"{run.rate:,.0f}/s (peak memory {peak_mb:,} MB, temporary files {spilled} MB)")
         if args.baseline and not args.sqlite:
             with _scratch(args.server) as url:
                 print(f"LOAD DATA LOCAL INFILE: {load_data(url, path):,.0f}/s")
