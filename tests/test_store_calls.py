@@ -148,6 +148,48 @@ def test_fill_and_settle_if_fills_then_settles_in_one_go(store, account, placed)
     assert store.calls.fill_and_settle_if("no-such-call", {}, decide) is None
 
 
+def test_settle_ready_settles_a_group_once_with_one_running_balance(store, account, placed):
+    ids = [placed(max_duration=2, callback_url="https://example.com/cb") for _ in range(3)]
+    waiting = placed()
+    for call_id in ids:
+        assert store.calls.fill_and_check(call_id, {"caller_gone_at": NOW + 60},
+                                          lambda row: row["caller_gone_at"] is not None)
+    store.accounts.add_credits(account.id, -97)  # 3 left: the third call can pay only 1 of 2
+
+    def decide(row):
+        return (answered(2, billsec=90), NOW + 60) if row["caller_gone_at"] else None
+
+    settled = store.calls.settle_ready([*ids, waiting, "no-such-call", ids[0]], decide)
+    assert sorted(call_id for call_id, _ in settled) == sorted(ids)
+    assert store.calls.settle_ready(ids, decide) == []  # once
+    assert store.calls.get(waiting)["state"] == "queued"
+    account_now = store.accounts.find(account.id)
+    assert (account_now.credits, account_now.reserved) == (0, 1)  # the waiting call's 1
+    with store.engine.connect() as conn:
+        debits = conn.execute(
+            select(schema.ledger.c.call_id, schema.ledger.c.delta, schema.ledger.c.balance_after)
+            .where(schema.ledger.c.kind == "debit").order_by(schema.ledger.c.id)).all()
+    assert [(d.delta, d.balance_after) for d in debits] == [(-2, 1), (-1, 0), (0, 0)]
+    assert {d.call_id for d in debits} == set(ids)
+    for call_id in ids:
+        row = store.calls.get(call_id)
+        assert (row["state"], row["minutes"], row["ended_at"]) == ("ended", 2, NOW + 60)
+        assert store.callbacks.get_for_call(call_id)["status"] == "pending"
+
+
+def test_fill_and_check_fills_and_says_whether_ready(store, placed):
+    call_id = placed()
+    def ready(row):
+        return row["callee_gone_at"] is not None
+    assert not store.calls.fill_and_check(call_id, {"caller_gone_at": NOW + 1}, ready)
+    assert store.calls.fill_and_check(call_id, {"callee_gone_at": NOW + 2,
+                                                "caller_gone_at": NOW + 9}, ready)
+    row = store.calls.get(call_id)
+    assert (row["caller_gone_at"], row["callee_gone_at"], row["state"]) == (
+        NOW + 1, NOW + 2, "queued")
+    assert not store.calls.fill_and_check("no-such-call", {}, ready)
+
+
 def test_set_if_null_keeps_the_first_value(store, placed):
     call_id = placed()
     assert store.calls.get(call_id)["recheck_at"] is not None  # accept asks for a first look

@@ -13,6 +13,7 @@ from typing import Any
 
 from c2c.calls import events as ev
 from c2c.calls.outcome import CallOutcome
+from c2c.calls.settle_batch import SettleBatcher
 from c2c.calls.settlement import CALLEE_RECHECK_SECONDS, Readiness, outcome_of, readiness
 from c2c.calls.states import CallState
 from c2c.esl.protocol import Event
@@ -42,10 +43,14 @@ _ANSWER_FIELD = {ev.CALLER: "caller_answered_at", ev.CALLEE: "callee_answered_at
 class CallEventListener:
     def __init__(self, store: Store,
                  on_settled: Callable[[str, CallOutcome], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, group_settles: bool = False) -> None:
+        """``group_settles``: a call its leg ends complete is settled a moment later, with the
+        others completed meanwhile, in one transaction (c2c.calls.settle_batch); for the
+        switch's event stream. Otherwise at once, before the handler returns."""
         self._store = store
         self._on_settled = on_settled
         self._clock = clock
+        self._batcher = SettleBatcher(self._settle_group) if group_settles else None
 
     def handle(self, event: Event) -> None:
         name = event.name
@@ -131,13 +136,30 @@ class CallEventListener:
         return self._fill_and_try_settle(call_id, {})
 
     def _fill_and_try_settle(self, call_id: str, fields: Mapping[str, Any]) -> bool:
-        """Record what is known and settle if that completes the call: one transaction, the
-        row locked throughout."""
+        """Record what is known and settle if that completes the call: at once, in the same
+        transaction (the row locked throughout), or handed to the group settler. Returns
+        whether the call was settled here."""
+        if self._batcher is not None:
+            if self._store.calls.fill_and_check(call_id, fields, self._ready):
+                self._batcher.submit(call_id)
+            return False
         outcome = self._store.calls.fill_and_settle_if(call_id, fields, self._decide)
         if outcome is None:
             return False
         self._announce(call_id, outcome)
         return True
+
+    def _settle_group(self, call_ids: list[str]) -> None:
+        for call_id, outcome in self._store.calls.settle_ready(call_ids, self._decide):
+            self._announce(call_id, outcome)
+
+    def stop(self) -> None:
+        """Stop the group settler, if any (calls it held are settled by the owner's sweep)."""
+        if self._batcher is not None:
+            self._batcher.stop()
+
+    def _ready(self, call: Mapping[str, Any]) -> bool:
+        return readiness(call, self._clock()) is Readiness.SETTLE
 
     def _decide(self, call: Mapping[str, Any]) -> tuple[CallOutcome, float] | None:
         if readiness(call, self._clock()) is not Readiness.SETTLE:

@@ -51,7 +51,8 @@ class SwitchOwner:
         self._holder = holder
         self._clock = clock
         self._lease_name = f"switch:{address.name}"
-        self.listener = CallEventListener(store, on_settled=on_settled, clock=clock)
+        self.listener = CallEventListener(store, on_settled=on_settled, clock=clock,
+                                          group_settles=True)
         self._events: EslConnection | None = None
         self._lanes: EventLanes | None = None
         self._loop: gevent.Greenlet | None = None
@@ -140,6 +141,7 @@ class SwitchOwner:
         if self._lanes is not None:
             self._lanes.stop()
             self._lanes = None
+        self.listener.stop()
 
     # -- reconciliation and sweeping -------------------------------------------------------
 

@@ -241,30 +241,86 @@ class Calls:
         this call settled it, else None (not ready, already ended, or unknown).
         """
         _check_fields(fields)
-        given = {name: value for name, value in fields.items() if value is not None}
         now = time.time() if now is None else now
 
         def work(conn: Connection) -> OutcomeT | None:
-            row = conn.execute(_GET_LOCKED, {"b_id": call_id}).mappings().first()
-            if row is None:
+            found = _fill_locked(conn, call_id, fields)
+            if found is None:
                 return None
-            call = dict(row)
-            filled = {name: value for name, value in given.items() if call[name] is None}
-            # An ended call still takes what it lacks (a late leg end, the originate's error):
-            # bookkeeping, as set_if_null, never the outcome.
-            ended = call["state"] == CallState.ENDED.value
-            decision = None if ended else decide({**call, **filled})
+            call, filled = found
+            decision = None if call["state"] == CallState.ENDED.value else decide(call)
             if decision is None:
                 if filled:
                     conn.execute(_UPDATE_CALL, {"b_id": call_id, **filled})
                 return None
             outcome, ended_at = decision
-            _settle_locked(conn, call, outcome, ended_at, callback_url_builder, now, filled)
+            _settle_rows(conn, [_Settling(call, outcome, ended_at, filled)],
+                         callback_url_builder, now)
             return outcome
 
         settled = self._db.write_retrying(work)
         if settled is not None:
             log.debug("call %s settled on a leg's end", call_id)
+        return settled
+
+    def fill_and_check(
+        self,
+        call_id: str,
+        fields: Mapping[str, Any],
+        ready: Callable[[Mapping[str, Any]], bool],
+    ) -> bool:
+        """Fill the empty ``fields`` (as set_if_null), the row locked; returns ``ready`` of the
+        row as it then stands (False for an ended or unknown call). For settling in groups:
+        settle_ready then decides again, under its own lock."""
+        _check_fields(fields)
+
+        def work(conn: Connection) -> bool:
+            found = _fill_locked(conn, call_id, fields)
+            if found is None:
+                return False
+            call, filled = found
+            if filled:
+                conn.execute(_UPDATE_CALL, {"b_id": call_id, **filled})
+            return call["state"] != CallState.ENDED.value and ready(call)
+
+        return self._db.write_retrying(work)
+
+    def settle_ready(
+        self,
+        call_ids: Iterable[str],
+        decide: Callable[[Mapping[str, Any]], tuple[OutcomeT, float] | None],
+        *,
+        callback_url_builder: CallbackUrlBuilder = build_callback_url,
+        now: float | None = None,
+    ) -> list[tuple[str, OutcomeT]]:
+        """Settle, in one transaction, every call of ``call_ids`` that is not ended and for
+        which ``decide`` of its locked row gives (outcome, ended_at); as settle() does for one.
+
+        Each account's row is locked once for the whole group, after the calls' rows: the hot
+        row of a busy account is held for a few round trips per group, not per call.
+        Returns (call id, outcome) of the calls this settled.
+        """
+        wanted = sorted(set(call_ids))
+        now = time.time() if now is None else now
+
+        def work(conn: Connection) -> list[tuple[str, OutcomeT]]:
+            if not wanted:
+                return []
+            items: list[_Settling] = []
+            decided: list[tuple[str, OutcomeT]] = []
+            for row in conn.execute(_GET_MANY_LOCKED, {"b_ids": wanted}).mappings():
+                call = dict(row)
+                decision = None if call["state"] == CallState.ENDED.value else decide(call)
+                if decision is not None:
+                    items.append(_Settling(call, decision[0], decision[1], {}))
+                    decided.append((call["id"], decision[0]))
+            if items:
+                _settle_rows(conn, items, callback_url_builder, now)
+            return decided
+
+        settled = self._db.write_retrying(work)
+        if settled:
+            log.debug("%d call(s) settled in one transaction", len(settled))
         return settled
 
     def set_fields(self, call_id: str, fields: Mapping[str, Any]) -> bool:
@@ -370,68 +426,100 @@ def _settle(
         return False
     if call["state"] == CallState.ENDED.value:
         return False
-    _settle_locked(conn, dict(call), outcome, ended_at, builder, now, fields)
+    _settle_rows(conn, [_Settling(dict(call), outcome, ended_at, fields)], builder, now)
     return True
 
 
-def _settle_locked(
-    conn: Connection,
-    call: Mapping[str, Any],
-    outcome: Outcome,
-    ended_at: float,
-    builder: CallbackUrlBuilder,
-    now: float,
-    fields: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Settle a call whose row this transaction has locked and found not ended; returns what
-    was written to the row."""
-    call_id = call["id"]
-    answered = bool(outcome.answered)
-    # Never more than the limit, whatever the switch measured; nothing if never connected.
-    billable = max(0, min(int(outcome.minutes), int(call["max_minutes"]))) if answered else 0
-    result = {
-        **fields,
-        "state": CallState.ENDED.value,
-        "answered": answered,
-        "minutes": billable,
-        "reason": None if answered or outcome.reason is None else int(outcome.reason),
-        "billsec": outcome.billsec,
-        "ended_at": ended_at,
-    }
-    conn.execute(_UPDATE_CALL, {"b_id": call_id, **result})
+def _fill_locked(
+    conn: Connection, call_id: str, fields: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Lock the call's row; (the row with the empty ``fields`` filled, what was filled)."""
+    row = conn.execute(_GET_LOCKED, {"b_id": call_id}).mappings().first()
+    if row is None:
+        return None
+    call = dict(row)
+    filled = {name: value for name, value in fields.items()
+              if value is not None and call[name] is None}
+    call.update(filled)
+    return call, filled
 
-    account = conn.execute(_ACCOUNT_LOCKED, {"b_id": call["account_id"]}).one()
-    debit = min(billable, account.credits)  # credits never go negative
-    credits = account.credits - debit
-    reserved = max(0, account.reserved - int(call["max_minutes"]))
-    conn.execute(_UPDATE_ACCOUNT,
-                 {"b_id": call["account_id"], "credits": credits, "reserved": reserved})
-    if billable > 0:
-        ledger.record(
-            conn,
-            account_id=call["account_id"],
-            delta=-debit,
-            balance_after=credits,
-            kind=ledger.LedgerKind.DEBIT,
-            call_id=call_id,
-            note=None if debit == billable else f"{billable} min used, {debit} left to debit",
-            now=now,
-        )
-    if call["callback_url"]:
-        settled_row = {**call, **result}
-        conn.execute(
-            _INSERT_CALLBACK,
-            {
-                "call_id": call_id,
-                "account_id": call["account_id"],
-                "url": builder(settled_row),
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            },
-        )
-    return result
+
+@dataclass(frozen=True)
+class _Settling:
+    call: Mapping[str, Any]  # its row, locked by this transaction and not ended
+    outcome: Outcome
+    ended_at: float
+    fields: Mapping[str, Any]  # written with the outcome
+
+
+def _settle_rows(
+    conn: Connection, items: list[_Settling], builder: CallbackUrlBuilder, now: float
+) -> None:
+    """Settle calls whose rows this transaction has locked and found not ended: each row ended
+    with its outcome, each account debited and its reservations released (its row locked once,
+    in id order, after the calls'), the ledger rows and the callbacks written."""
+    ended: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
+    for item in items:
+        call = item.call
+        answered = bool(item.outcome.answered)
+        # Never more than the limit, whatever the switch measured; nothing if never connected.
+        billable = (max(0, min(int(item.outcome.minutes), int(call["max_minutes"])))
+                    if answered else 0)
+        result = {
+            **item.fields,
+            "state": CallState.ENDED.value,
+            "answered": answered,
+            "minutes": billable,
+            "reason": (None if answered or item.outcome.reason is None
+                       else int(item.outcome.reason)),
+            "billsec": item.outcome.billsec,
+            "ended_at": item.ended_at,
+        }
+        conn.execute(_UPDATE_CALL, {"b_id": call["id"], **result})
+        ended.append((call, result))
+
+    account_ids = sorted({int(call["account_id"]) for call, _ in ended})
+    balances = {
+        int(row.id): [int(row.credits), int(row.reserved)]
+        for row in conn.execute(_ACCOUNTS_LOCKED, {"b_ids": account_ids})
+    }
+    entries: list[dict[str, Any]] = []
+    for call, result in ended:
+        balance = balances[int(call["account_id"])]
+        billable = result["minutes"]
+        debit = min(billable, balance[0])  # credits never go negative
+        balance[0] -= debit
+        balance[1] = max(0, balance[1] - int(call["max_minutes"]))
+        if billable > 0:
+            entries.append(ledger.entry(
+                account_id=call["account_id"],
+                delta=-debit,
+                balance_after=balance[0],
+                kind=ledger.LedgerKind.DEBIT,
+                call_id=call["id"],
+                note=None if debit == billable else f"{billable} min used, {debit} left to debit",
+                now=now,
+            ))
+    for account_id in account_ids:
+        credits, reserved = balances[account_id]
+        conn.execute(_UPDATE_ACCOUNT, {"b_id": account_id, "credits": credits,
+                                       "reserved": reserved})
+    ledger.record_entries(conn, entries)
+    callbacks = [
+        {
+            "call_id": call["id"],
+            "account_id": call["account_id"],
+            "url": builder({**call, **result}),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for call, result in ended
+        if call["callback_url"]
+    ]
+    if callbacks:
+        conn.execute(_INSERT_CALLBACK, callbacks)
 
 
 # The statements of the event path, built once: building a statement costs more CPU than its
@@ -442,9 +530,16 @@ _c, _a = schema.calls, schema.accounts
 _GET = select(_c).where(_c.c.id == bindparam("b_id"))
 _GET_LOCKED = _GET.with_for_update()
 _BY_JOB = select(_c).where(_c.c.job_uuid == bindparam("b_job_uuid"))
+_GET_MANY_LOCKED = (
+    select(_c).where(_c.c.id.in_(bindparam("b_ids", expanding=True))).order_by(_c.c.id)
+    .with_for_update()
+)
 _UPDATE_CALL = update(_c).where(_c.c.id == bindparam("b_id"))
-_ACCOUNT_LOCKED = (
-    select(_a.c.credits, _a.c.reserved).where(_a.c.id == bindparam("b_id")).with_for_update()
+_ACCOUNTS_LOCKED = (
+    select(_a.c.id, _a.c.credits, _a.c.reserved)
+    .where(_a.c.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(_a.c.id)
+    .with_for_update()
 )
 _UPDATE_ACCOUNT = update(_a).where(_a.c.id == bindparam("b_id"))
 _INSERT_CALLBACK = insert(schema.callbacks)

@@ -33,17 +33,39 @@ def record(
     note: str | None = None,
 ) -> None:
     """Append a ledger row; the caller is inside the transaction that changed the balance."""
-    conn.execute(
-        insert(schema.ledger).values(
-            account_id=account_id,
-            delta=delta,
-            balance_after=balance_after,
-            kind=kind.value,
-            call_id=call_id,
-            note=note[:200] if note else None,
-            created_at=now,
-        )
-    )
+    record_entries(conn, [entry(account_id=account_id, delta=delta, balance_after=balance_after,
+                                kind=kind, now=now, call_id=call_id, note=note)])
+
+
+def entry(
+    *,
+    account_id: int,
+    delta: int,
+    balance_after: int,
+    kind: LedgerKind,
+    now: float,
+    call_id: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """One ledger row, for record_entries."""
+    return {
+        "account_id": account_id,
+        "delta": delta,
+        "balance_after": balance_after,
+        "kind": kind.value,
+        "call_id": call_id,
+        "note": note[:200] if note else None,
+        "created_at": now,
+    }
+
+
+def record_entries(conn: Connection, entries: list[dict[str, Any]]) -> None:
+    """Append ledger rows (from entry()) in one statement; inside the balance's transaction."""
+    if entries:
+        conn.execute(_INSERT, entries)
+
+
+_INSERT = insert(schema.ledger)
 
 
 @dataclass(frozen=True)
