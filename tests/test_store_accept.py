@@ -382,3 +382,42 @@ def test_fifty_simultaneous_accepts_from_five_processes_admit_one(store, store_u
             if process.poll() is None:
                 process.kill()
     _assert_one_winner(store, outcomes, account_ids)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(("credits_meanwhile", "code", "reserved"), [(5, None, 5), (0, 2, None)])
+def test_a_balance_that_moves_under_the_accept_is_read_again(
+    mysql_url, make_call, credits_meanwhile, code, reserved
+):
+    """Between the accept's read and its guarded reservation another connection takes the
+    account's credits: the guard fails, the accept runs again and decides on what is there."""
+    from sqlalchemy import event, update
+
+    store = Store(make_engine(mysql_url))
+    other = make_engine(mysql_url)
+    try:
+        store.upgrade()
+        account = store.accounts.create("acme", 500)
+        raced = []
+
+        def race(conn, cursor, statement, parameters, context, executemany):
+            if statement.startswith("UPDATE accounts SET reserved") and not raced:
+                raced.append(True)
+                with other.begin() as c:
+                    c.execute(update(schema.accounts).values(credits=credits_meanwhile))
+
+        event.listen(store.engine, "before_cursor_execute", race)
+        call = make_call(account.id)
+        if code is None:
+            assert accept(store, call).max_minutes == reserved
+            assert_nothing_left(store, account.id, reserved=reserved, calls=1,
+                                flood={15552104427, 442071234567})
+        else:
+            with pytest.raises(RequestRejected) as rejected:
+                accept(store, call)
+            assert rejected.value.code == code
+            assert_nothing_left(store, account.id)
+        assert raced
+    finally:
+        store.dispose()
+        other.dispose()

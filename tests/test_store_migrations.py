@@ -54,7 +54,7 @@ def test_concurrent_upgrades_take_turns(store_url):
         t.join(timeout=60)
     try:
         assert errors == []
-        assert sorted(results) == [[], [], [], [1]]
+        assert sorted(results) == [[], [], [], [m.version for m in migrations.MIGRATIONS]]
         assert migrations.check_current(engines[0])
     finally:
         for e in engines:
@@ -67,3 +67,27 @@ def test_a_newer_database_is_refused(engine):
         conn.execute(schema.schema_version.insert().values(version=999, applied_at=0.0))
     with pytest.raises(StoreError, match="newer"):
         migrations.upgrade(engine)
+
+
+def test_calls_refer_to_accounts_by_foreign_key_on_sqlite_only(engine):
+    migrations.upgrade(engine)
+    keys = inspect(engine).get_foreign_keys("calls")
+    referred = {key["referred_table"] for key in keys}
+    assert ("accounts" in referred) == (engine.dialect.name == "sqlite")
+
+
+@pytest.mark.mysql
+def test_version_two_drops_the_calls_foreign_key_of_an_older_mysql_database(mysql_url):
+    engine = make_engine(mysql_url)
+    try:
+        migrations.upgrade(engine)
+        with engine.begin() as conn:  # back to what version 1 made
+            conn.exec_driver_sql("ALTER TABLE calls ADD CONSTRAINT calls_ibfk_1 FOREIGN KEY "
+                                 "(account_id) REFERENCES accounts (id)")
+            conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
+        assert inspect(engine).get_foreign_keys("calls")
+        assert migrations.upgrade(engine) == [2]
+        assert inspect(engine).get_foreign_keys("calls") == []
+        assert migrations.check_current(engine)
+    finally:
+        engine.dispose()

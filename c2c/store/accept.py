@@ -2,19 +2,26 @@
 row, all or nothing.
 
 This is the one place where two requests can race for the same thing (an account's last minute,
-a phone number's flood window), so it runs as one transaction that locks what it decides on, in
-five round trips (bench/ counts them), the account's row locked for the last four only:
+a phone number's flood window), so it is one transaction, of five round trips (bench/ counts
+them), that holds the account's row, which every accept and settle of the account wants, for
+its last two only:
 
 1. the flood stamps of both distinct E.164 numbers in one upsert, in ascending order so two
    transactions never wait on each other in a cycle: a new number gets our stamp, a stamp older
    than the window is renewed to ours, a younger one is left alone. The upsert locks the rows
    (an accept racing ours for a number waits here until ours ends);
-2. one SELECT ... FOR UPDATE of the account row that also reads, without locking, whether either
-   number is on the Do-Not-Call list and how many flood rows now carry our stamp. From it the
-   codes are decided in DESIGN.md's order: 1 (gone), 5 (disabled), 3 (listed), 2 (no available
-   minute), 6 (a number's stamp is not ours: used within the window). Any of them rolls the
-   whole transaction back, stamps included;
-3. the reservation, 4. the call row (state 'queued'), 5. COMMIT.
+2. one SELECT of the account row that also reads whether either number is on the Do-Not-Call
+   list and how many flood rows now carry our stamp. From it the codes are decided in
+   DESIGN.md's order: 1 (gone), 5 (disabled), 3 (listed), 2 (no available minute), 6 (a
+   number's stamp is not ours: used within the window). Any of them rolls the whole transaction
+   back, stamps included;
+3. the call row (state 'queued');
+4. the reservation: an UPDATE guarded by what step 2 read (enabled, and the minutes still
+   available), which locks the row until 5. COMMIT. When the guard fails (the account changed
+   since step 2: a race for its last minutes) everything rolls back and runs again; after a
+   few lost races, step 2 locks the row (SELECT ... FOR UPDATE) and the race cannot recur.
+
+On MySQL calls have no foreign key to accounts: its check would lock the account's row at step 3.
 """
 
 from __future__ import annotations
@@ -42,11 +49,15 @@ from sqlalchemy.dialects import mysql, sqlite
 
 from c2c.calls.settlement import QUEUED_RECHECK_SECONDS
 from c2c.calls.states import CallState
-from c2c.errors import RequestRejected
+from c2c.errors import RequestRejected, StoreError
 from c2c.store import schema
 from c2c.store.db import Database
 
 log = logging.getLogger(__name__)
+
+# Accepts of one account race only when its available minutes run short of the reservation (or
+# it is disabled meanwhile): after this many lost races, the read locks the row first.
+OPTIMISTIC_ATTEMPTS = 3
 
 
 class DialedNumber(Protocol):
@@ -117,12 +128,12 @@ def accept_call(
     numbers = sorted({call.caller.e164_int, call.callee.e164_int})  # sorted: one lock order
     numbered = {f"n{i}": number for i, number in enumerate(numbers)}
 
-    def work(conn: Connection) -> AcceptedCall:
+    def work(conn: Connection, locking: bool) -> AcceptedCall:
         if flood_seconds > 0:
             conn.execute(_flood_upsert(db.is_mysql, len(numbers)),
                          {**numbered, "now": now, "cutoff": now - flood_seconds})
         checks = conn.execute(
-            _locked_checks(len(numbers)), {**numbered, "account_id": account_id, "now": now}
+            _checks(len(numbers), locking), {**numbered, "account_id": account_id, "now": now}
         ).first()
         if checks is None:
             raise RequestRejected(1, "invalid api_key")
@@ -138,22 +149,43 @@ def accept_call(
                 6, "flood protection: this phone number was used less than a minute ago"
             )
         reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
-        conn.execute(_RESERVE, {"account_id": account_id, "minutes": reserve})
         deadline_at = now + 2 * ring_timeout + reserve * 60 + settle_grace
         conn.execute(_INSERT_CALL, _call_row(call, reserve, now, deadline_at))
+        reserved = conn.execute(_RESERVE, {"account_id": account_id, "minutes": reserve}).rowcount
+        if not reserved:
+            raise _BalanceMoved()
         return AcceptedCall(call.id, account_id, reserve, now, deadline_at)
 
-    accepted = db.write_retrying(work)
+    for attempt in range(OPTIMISTIC_ATTEMPTS + 1):
+        try:
+            accepted = db.write_retrying(
+                functools.partial(work, locking=attempt == OPTIMISTIC_ATTEMPTS))
+            break
+        except _BalanceMoved:
+            log.debug("call %s: the account changed under the accept; again", call.id)
+    else:  # not even under the row lock: the account changed inside our own transaction
+        raise StoreError("the account changed while locked")
     log.debug("call %s recorded, %d min reserved", call.id, accepted.max_minutes)
     return accepted
+
+
+class _BalanceMoved(Exception):
+    """The account was disabled, or its available minutes fell below the reservation, between
+    the accept's read and its update: the transaction is rolled back and run again."""
 
 
 # The statements of the accept, built once (building one costs more CPU than its round trip):
 # values arrive as bound parameters; a shape per count of distinct numbers (1 or 2).
 _a = schema.accounts
+# The account's row is locked here, by the transaction's last statement before its COMMIT: the
+# guard re-checks what the read decided on, now under the lock.
 _RESERVE = (
     update(_a)
-    .where(_a.c.id == bindparam("account_id"))
+    .where(
+        _a.c.id == bindparam("account_id"),
+        _a.c.enabled.is_(True),
+        _a.c.credits - _a.c.reserved >= bindparam("minutes", type_=Integer),
+    )
     .values(reserved=_a.c.reserved + bindparam("minutes", type_=Integer))
 )
 _INSERT_CALL = insert(schema.calls)
@@ -180,9 +212,11 @@ def _flood_upsert(is_mysql: bool, count: int) -> Executable:
 
 
 @functools.cache
-def _locked_checks(count: int) -> Select[Any]:
-    """The account row, locked, with the DNC and flood answers for numbers n0.. read beside it
-    (the subqueries do not lock: a locking clause applies to the outer table only)."""
+def _checks(count: int, locking: bool) -> Select[Any]:
+    """The account row with the DNC and flood answers for numbers n0.. read beside it. Read
+    without a lock (the reservation's guarded UPDATE settles a race), or, after repeated races,
+    with one: SELECT ... FOR UPDATE (its subqueries do not lock: a locking clause applies to the
+    outer table only)."""
     a, f, d = schema.accounts, schema.flood, schema.dnc
     numbers: list[Any] = [bindparam(f"n{i}") for i in range(count)]
     listed = exists().where(d.c.number.in_(numbers))
@@ -192,12 +226,9 @@ def _locked_checks(count: int) -> Select[Any]:
         .where(f.c.number.in_(numbers), f.c.stamped_at == bindparam("now"))
         .scalar_subquery()
     )
-    return (
-        select(a.c.enabled, a.c.credits, a.c.reserved, listed.label("listed"),
-               stamped.label("stamped"))
-        .where(a.c.id == bindparam("account_id"))
-        .with_for_update()
-    )
+    query = select(a.c.enabled, a.c.credits, a.c.reserved, listed.label("listed"),
+                   stamped.label("stamped")).where(a.c.id == bindparam("account_id"))
+    return query.with_for_update() if locking else query
 
 
 def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> dict[str, object]:

@@ -56,7 +56,20 @@ def _initial(conn: Connection) -> None:
     seed_default_coverage(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "tables and the default coverage", _initial),)
+def _drop_calls_account_foreign_key(conn: Connection) -> None:
+    # MySQL only (schema.py keeps it on SQLite, which has no row locks): the foreign key check of
+    # every INSERT INTO calls took a shared lock on the account's row.
+    if not is_mysql(conn.engine):
+        return
+    for key in inspect(conn).get_foreign_keys("calls"):
+        if key["referred_table"] == "accounts" and key.get("name"):
+            conn.execute(text(f"ALTER TABLE calls DROP FOREIGN KEY `{key['name']}`"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "tables and the default coverage", _initial),
+    Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
