@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from c2c.esl import protocol
@@ -353,17 +353,24 @@ def test_json_event_round_trip(headers: list[tuple[str, str]], body: str | None)
 
 
 _FS_SHAPED_LINE = re.compile(rb"[^: \n]+: [^: \n]*")
+_ODD_ALPHABET = ": \n%=AF0a\r\x00\t\x0bé-_b"
 
 
 @settings(max_examples=1000, deadline=None)
-@given(
-    st.binary(max_size=80) | st.text(alphabet=": \n%=AF0a\r\x00é-_b", max_size=60).map(str.encode)
-)
+@given(st.binary(max_size=80) | st.text(alphabet=_ODD_ALPHABET, max_size=60).map(str.encode))
+@example(b"a: b: c\nd")  # two separators on one line, none on the next
+@example(b"a:x y")  # a colon and a space, apart
+@example(b"a: \xc3%BC")  # a raw byte above 0x7E before an escape
+@example(b"N%: v")
 def test_quick_plain_decoding_agrees_with_the_careful_one(block: bytes) -> None:
     quick = protocol._decode_plain_block_quickly(block)
     slow = protocol._decode_plain_block_slowly(block)
-    if quick is not None and all(_FS_SHAPED_LINE.fullmatch(line) for line in block.split(b"\n")):
-        assert quick == slow
+    assert quick is None or quick == slow
+    if all(_PLAIN_SHAPED_LINE.fullmatch(line) for line in block.split(b"\n")):
+        assert quick is not None  # it does take what FreeSWITCH writes
+
+
+_PLAIN_SHAPED_LINE = re.compile(rb"[^: \n\r\x00=%\x80-\xff]+: [^: \n\r\x00=%\x80-\xff]+")
 
 
 @settings(max_examples=300, deadline=None)
@@ -374,6 +381,61 @@ def test_arbitrary_event_bodies_parse_or_raise_protocol_error(data: bytes) -> No
     except ProtocolError:
         return
     assert all(isinstance(n, str) and isinstance(v, str) for n, v in event.headers)
+
+
+_PROBED_NAMES = ["Event-Name", "variable_x", "variable_y", "Content-Length", "A", "a b", " A", ""]
+_LINE_TEXT = st.text(alphabet=": \n%=AF0a\r\t-_bé", max_size=10)
+_LINES = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(_PROBED_NAMES),
+            st.sampled_from([": ", ":", ":  ", " : ", ": %", ""]),
+            _LINE_TEXT | st.sampled_from(["12", "0", "3 ", "%32"]),
+        ).map("".join),
+        _LINE_TEXT,
+    ),
+    max_size=8,
+).map("\n".join)
+_PLAIN_LIKE = st.tuples(
+    _LINES,
+    st.sampled_from(["", "\n", "\n\n", "\n\n\n"]),
+    st.text(alphabet="ab\nC:é", max_size=12),
+).map(lambda parts: "".join(parts).encode())
+
+
+_WITH_BODY = st.tuples(
+    _LINES,
+    st.sampled_from(["\nContent-Length: ", "\nContent-Length:", "Content-Length: "]),
+    st.integers(0, 12).map(str) | st.sampled_from(["%31", "1x", ""]),
+    st.sampled_from(["\n\n", "\n"]),
+    st.text(alphabet="ab\nC: ", max_size=12),
+).map(lambda parts: "".join(parts).encode())
+
+
+def _parsed(parse, data: bytes) -> Event | str:  # noqa: ANN001
+    try:
+        return parse(data)
+    except ProtocolError:
+        return "ProtocolError"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_PLAIN_LIKE | _WITH_BODY | st.binary(max_size=120))
+@example(b"A: x\nContent-Length: 0\n\n")  # a Content-Length last announces a body, if empty
+@example(b"A: x\nContent-Length: 2\n\n")
+@example(b"A: b: c\nvariable_x\n\n")
+@example(b"A: x\n\nContent-Length: 1\n\nB: y")  # a blank line ends the block
+@example(b"A: x\nContent-Length: 1\n\nB: y\nContent-Length: 3\n\nB: y")
+@example(b"Event-Name: X\nContent-Length: %C2%B2\n\nab")  # '\xb2' is a digit, not a number
+@example(b"variable_x: 1\nvariable_x:2\nvariable_y:\n\n")
+@example(b"A\nA: x\nvariable_x\nA: y\n\n")
+def test_any_plain_event_parses_alike_eagerly_and_carefully(data: bytes) -> None:
+    careful = _parsed(protocol._parse_plain_carefully, data)
+    eager = _parsed(protocol.parse_event_plain, data)
+    if isinstance(careful, str) or isinstance(eager, str):
+        assert careful == eager
+        return
+    assert (eager.headers, eager.body) == (careful.headers, careful.body)
 
 
 def test_body_that_looks_like_an_event_is_not_mistaken_for_headers() -> None:

@@ -345,7 +345,9 @@ _PLAIN_LINE = re.compile(r"^([^\n:]+): ?([^\n]*)$", re.MULTILINE)
 # pass turns separators and line ends alike into NUL, which no decoded value holds (values are
 # C strings), and each %XX into =XX, which binascii's quoted-printable decoder reads in C.
 _FLATTEN = bytes.maketrans(b":\n%", b"\x00\x00=")
+_NOT_SEPARATORS = bytes(set(range(256)) - set(b": \n"))
 _BODY_LENGTH_LINE = b"\nContent-Length: "
+_BODY_LENGTH_KEY = b"Content-Length:"
 
 
 def _decode_plain_block_slowly(block: bytes) -> Headers:
@@ -355,10 +357,17 @@ def _decode_plain_block_slowly(block: bytes) -> Headers:
 
 def _decode_plain_block_quickly(block: bytes) -> Headers | None:
     """Header lines to (name, decoded value) pairs in a few C-level passes, or None when the
-    block is not shaped as FreeSWITCH writes it (then the caller takes the slow path)."""
-    # FreeSWITCH encodes '=', CR and a lone '%', which quoted-printable would read otherwise,
-    # and NUL, our separator.
-    if b"=" in block or b"\r" in block or b"\x00" in block or block.endswith(b"%"):
+    block is not shaped as FreeSWITCH writes it (then the caller takes the slow path, whose
+    result this one always equals)."""
+    # FreeSWITCH encodes '=', CR, a lone '%' and every byte above 0x7E, which quoted-printable
+    # or the UTF-8 decoding would read otherwise, and NUL, our separator.
+    if (
+        b"=" in block
+        or b"\r" in block
+        or b"\x00" in block
+        or block.endswith(b"%")
+        or not block.isascii()
+    ):
         return None
     flat = block.translate(_FLATTEN, b" ")
     if b"=" in flat:
@@ -374,6 +383,12 @@ def _decode_plain_block_quickly(block: bytes) -> Headers | None:
     # part is an empty line, so the block was cut in the wrong place (see parse_event_plain).
     if len(parts) % 2 or len(block) - len(flat) != len(parts) // 2 or "" in parts:
         return None
+    # ... and every line holds exactly one ': ' (not two, and not a ':' without its space).
+    lines = len(parts) // 2
+    if block.translate(None, _NOT_SEPARATORS) != b": \n" * (lines - 1) + b": " or (
+        block.count(b": ") != lines
+    ):
+        return None
     pairs = iter(parts)
     return list(zip(pairs, pairs, strict=False))
 
@@ -383,6 +398,8 @@ def _split_plain_quickly(data: bytes) -> tuple[Headers, str | None] | None:
     line costs more than decoding); a wrong guess leaves an empty line in the block, which
     _decode_plain_block_quickly refuses."""
     if data.endswith(b"\n\n"):
+        if data.startswith(_BODY_LENGTH_KEY, data.rfind(b"\n", 0, len(data) - 2) + 1):
+            return None  # a Content-Length header last announces a body (here an empty one)
         headers = _decode_plain_block_quickly(data[:-2])
         return None if headers is None else (headers, None)
     at = data.rfind(_BODY_LENGTH_LINE)
@@ -399,23 +416,36 @@ def _split_plain_quickly(data: bytes) -> tuple[Headers, str | None] | None:
     return headers, data[blank + 2 :].decode("utf-8", "replace")
 
 
-def parse_event_plain(data: bytes) -> Event:
-    """switch_event_serialize's output: url-encoded header lines, then Content-Length and body."""
-    quick = _split_plain_quickly(data)
-    if quick is not None:
-        return Event(quick[0], quick[1], "plain")
+def _body_after(data: bytes, blank: int, declared: str) -> str:
+    if not (declared.isascii() and declared.isdigit()):  # isdigit alone takes '\xb2' too
+        raise ProtocolError(f"bad event Content-Length {declared!r}")
+    start = blank + 2
+    return data[start : start + int(declared)].decode("utf-8", "replace")
+
+
+def _parse_plain_carefully(data: bytes) -> Event:
+    """What every other way of parsing a plain event must agree with."""
     blank = data.find(b"\n\n")
     block = data if blank < 0 else data[:blank]
     headers = _decode_plain_block_quickly(block) or _decode_plain_block_slowly(block)
     body = None
     if headers and headers[-1][0] == "Content-Length" and blank >= 0:
-        declared = headers.pop()[1]
-        if not declared.isdigit():
-            raise ProtocolError(f"bad event Content-Length {declared!r}")
-        length = int(declared)
-        start = blank + 2
-        body = data[start : start + length].decode("utf-8", "replace")
+        body = _body_after(data, blank, headers.pop()[1])
     return Event(headers, body, "plain")
+
+
+def _parse_plain_eagerly(data: bytes) -> Event:
+    """The header block cut where the data's end says (see _split_plain_quickly), checked by
+    decoding it quickly, else the careful way."""
+    quick = _split_plain_quickly(data)
+    if quick is not None:
+        return Event(quick[0], quick[1], "plain")
+    return _parse_plain_carefully(data)
+
+
+def parse_event_plain(data: bytes) -> Event:
+    """switch_event_serialize's output: url-encoded header lines, then Content-Length and body."""
+    return _parse_plain_eagerly(data)
 
 
 def _json_value(value: object) -> str:
