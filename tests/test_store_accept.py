@@ -421,3 +421,37 @@ def test_a_balance_that_moves_under_the_accept_is_read_again(
     finally:
         store.dispose()
         other.dispose()
+
+
+def test_a_group_of_accepts_is_decided_call_by_call_in_one_transaction(store, make_call):
+    account = store.accounts.create("acme", 6)
+    store.dnc.add([15550000066])
+    calls = [
+        make_call(account.id, "15550000001", "15550000002", max_duration=2),  # accepted
+        make_call(account.id, "15550000002", "15550000003", max_duration=1),  # 6: 2 just used
+        make_call(account.id, "15550000066", "15550000004", max_duration=1),  # 3
+        make_call(account.id, "15550000005", "15550000006", max_duration=3),  # accepted
+        make_call(account.id, "15550000007", "15550000008", max_duration=3),  # 1 min left: 1
+        make_call(account.id, "15550000009", "15550000010", max_duration=1),  # 2: none left
+    ]
+    results = store.accept_calls(account.id, [(c, NOW + i * 0.001) for i, c in enumerate(calls)],
+                                 **ACCEPT_DEFAULTS)
+    codes = [r.code if isinstance(r, RequestRejected) else r.max_minutes for r in results]
+    assert codes == [2, 6, 3, 3, 1, 2]  # reserved minutes where accepted, else the code
+    assert [r.id for r in results if not isinstance(r, RequestRejected)] == [
+        calls[0].id, calls[3].id, calls[4].id]
+    # The rejected left nothing behind: their numbers are unstamped, their rows absent.
+    assert_nothing_left(store, account.id, reserved=6, calls=3, flood={
+        15550000001, 15550000002, 15550000005, 15550000006, 15550000007, 15550000008})
+    # One stamp per call, each its own.
+    assert store.calls.get(calls[3].id)["created_at"] == NOW + 0.003
+
+
+def test_a_group_with_the_same_moment_still_floods_a_repeated_number(store, make_call):
+    account = store.accounts.create("acme", 100)
+    first = make_call(account.id, "15550000001", "15550000002", max_duration=1)
+    again = make_call(account.id, "15550000001", "15550000003", max_duration=1)
+    results = store.accept_calls(account.id, [(first, NOW), (again, NOW)], **ACCEPT_DEFAULTS)
+    assert not isinstance(results[0], RequestRejected)
+    assert isinstance(results[1], RequestRejected) and results[1].code == 6
+    assert flood_numbers(store) == {15550000001, 15550000002}

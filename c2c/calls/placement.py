@@ -7,6 +7,7 @@ atomically; everything before it only reads, so a rejected request leaves nothin
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from c2c.callbacks.address_guard import check_url_host
+from c2c.calls.accept_groups import AcceptGroups
 from c2c.calls.account_cache import AccountCache
 from c2c.calls.originate import OriginateSpec, build_originate
 from c2c.calls.request import (
@@ -55,6 +57,13 @@ class CallPlacer:
         self._clock = clock
         self._accounts = AccountCache(store.accounts.find_by_key, config.account_cache_seconds)
         self._in_flight_counts: dict[str, int] = {}
+        self._accepts = AcceptGroups(functools.partial(
+            store.accept_calls,
+            flood_seconds=config.flood_seconds,
+            max_call_minutes=config.max_call_minutes,
+            ring_timeout=config.ring_timeout,
+            settle_grace=config.settle_grace,
+        ))
         self._in_flight_read_at = float("-inf")
 
     def place(self, params: list[tuple[str, str]]) -> Placement:
@@ -114,15 +123,7 @@ class CallPlacer:
             caller_uuid=str(uuid.uuid4()),
             callee_uuid=str(uuid.uuid4()),
         )
-        accepted = self._store.accept_call(
-            account.id,
-            new_call,
-            flood_seconds=self._config.flood_seconds,
-            max_call_minutes=self._config.max_call_minutes,
-            ring_timeout=self._config.ring_timeout,
-            settle_grace=self._config.settle_grace,
-            now=now,
-        )
+        accepted = self._accepts.accept(account.id, new_call, now)
         # Count it at once, so a burst within the refresh interval spreads over the switches.
         self._in_flight_counts[connection.name] = self._in_flight_counts.get(connection.name, 0) + 1
         self._originate(connection, new_call, request, accepted.max_minutes)

@@ -18,10 +18,20 @@ fails (RequestRejected from accept_call is the request's fault, not the store's)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Engine, text
 
+from c2c.errors import RequestRejected
 from c2c.store import migrations
-from c2c.store.accept import AcceptedCall, NewCall, accept_call, cancel_call, prune_flood
+from c2c.store.accept import (
+    AcceptedCall,
+    NewCall,
+    accept_call,
+    accept_calls,
+    cancel_call,
+    prune_flood,
+)
 from c2c.store.accounts import Account, Accounts, CreatedAccount
 from c2c.store.callbacks import CallbackJob, Callbacks, CallbackStatus
 from c2c.store.calls import Calls, Outcome, SettledOutcome
@@ -92,6 +102,28 @@ class Store:
             ring_timeout=ring_timeout,
             settle_grace=settle_grace,
             now=now,
+        )
+
+    def accept_calls(
+        self,
+        account_id: int,
+        calls: Sequence[tuple[NewCall, float]],
+        *,
+        flood_seconds: int,
+        max_call_minutes: int,
+        ring_timeout: int,
+        settle_grace: int,
+    ) -> list[AcceptedCall | RequestRejected]:
+        """accept_call for several calls of one account (each with its ``now``) in one
+        transaction: each call's result, or its rejection, in order. See accept.py."""
+        return accept_calls(
+            self._db,
+            account_id,
+            calls,
+            flood_seconds=flood_seconds,
+            max_call_minutes=max_call_minutes,
+            ring_timeout=ring_timeout,
+            settle_grace=settle_grace,
         )
 
     def cancel_call(self, call_id: str) -> bool:

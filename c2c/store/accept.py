@@ -21,6 +21,9 @@ its last two only:
    since step 2: a race for its last minutes) everything rolls back and runs again; after a
    few lost races, step 2 locks the row (SELECT ... FOR UPDATE) and the race cannot recur.
 
+Several accepts of one account can share the transaction (accept_calls, c2c.calls.accept_groups):
+each does steps 1-3 behind a savepoint, and step 4 reserves their sum, the row locked once.
+
 On MySQL calls have no foreign key to accounts: its check would lock the account's row at step 3.
 """
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -117,56 +121,123 @@ def accept_call(
     settle_grace: int,
     now: float,
 ) -> AcceptedCall:
-    """Reserve and record ``call`` or raise RequestRejected (1, 5, 2 or 6) leaving nothing behind.
+    """Reserve and record ``call`` or raise RequestRejected (1, 5, 3, 2 or 6) leaving nothing
+    behind.
 
     deadline_at = now + 2 * ring_timeout + reserved minutes * 60 + settle_grace. A flood window of
     0 seconds turns flood protection off.
     """
-    if call.account_id != account_id:
+    [result] = accept_calls(db, account_id, [(call, now)], flood_seconds=flood_seconds,
+                            max_call_minutes=max_call_minutes, ring_timeout=ring_timeout,
+                            settle_grace=settle_grace)
+    if isinstance(result, RequestRejected):
+        raise result
+    return result
+
+
+def accept_calls(
+    db: Database,
+    account_id: int,
+    calls: Sequence[tuple[NewCall, float]],
+    *,
+    flood_seconds: int,
+    max_call_minutes: int,
+    ring_timeout: int,
+    settle_grace: int,
+) -> list[AcceptedCall | RequestRejected]:
+    """Accept several calls of one account (each with its ``now``) in one transaction, in order,
+    each as accept_call would, as if one after the other: the account's row is locked once for
+    them all. A rejected call leaves nothing behind (a savepoint undoes its flood stamps); its
+    rejection takes its place in the list returned.
+    """
+    if any(call.account_id != account_id for call, _ in calls):
         raise ValueError("call.account_id does not match account_id")
+    # Stamps strictly increase within a group, so each call recognises its own flood stamps.
+    stamps: list[float] = []
+    for _, now in calls:
+        stamps.append(max(now, stamps[-1] + 1e-6) if stamps else now)
+    grouped = len(calls) > 1
+    limits = dict(flood_seconds=flood_seconds, max_call_minutes=max_call_minutes,
+                  ring_timeout=ring_timeout, settle_grace=settle_grace)
 
-    numbers = sorted({call.caller.e164_int, call.callee.e164_int})  # sorted: one lock order
-    numbered = {f"n{i}": number for i, number in enumerate(numbers)}
-
-    def work(conn: Connection, locking: bool) -> AcceptedCall:
-        if flood_seconds > 0:
-            conn.execute(_flood_upsert(db.is_mysql, len(numbers)),
-                         {**numbered, "now": now, "cutoff": now - flood_seconds})
-        checks = conn.execute(
-            _checks(len(numbers), locking), {**numbered, "account_id": account_id, "now": now}
-        ).first()
-        if checks is None:
-            raise RequestRejected(1, "invalid api_key")
-        if not checks.enabled:
-            raise RequestRejected(5, "api_key is disabled")
-        if checks.listed:
-            raise RequestRejected(3, "a phone number is on the Do-Not-Call list")
-        available = checks.credits - checks.reserved
-        if available < 1:
-            raise RequestRejected(2, "no call credits")
-        if flood_seconds > 0 and checks.stamped != len(numbers):
-            raise RequestRejected(
-                6, "flood protection: this phone number was used less than a minute ago"
-            )
-        reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
-        deadline_at = now + 2 * ring_timeout + reserve * 60 + settle_grace
-        conn.execute(_INSERT_CALL, _call_row(call, reserve, now, deadline_at))
-        reserved = conn.execute(_RESERVE, {"account_id": account_id, "minutes": reserve}).rowcount
-        if not reserved:
+    def work(conn: Connection, locking: bool) -> list[AcceptedCall | RequestRejected]:
+        results: list[AcceptedCall | RequestRejected] = []
+        taken = 0  # minutes this group has reserved so far
+        for index, ((call, _), now) in enumerate(zip(calls, stamps, strict=True)):
+            if grouped:
+                conn.exec_driver_sql("SAVEPOINT c2c_accept")
+            try:
+                accepted = _accept_one(conn, db.is_mysql, call, now, taken,
+                                       lock=locking and index == 0, **limits)
+            except RequestRejected as rejected:
+                if not grouped:
+                    raise
+                conn.exec_driver_sql("ROLLBACK TO SAVEPOINT c2c_accept")
+                results.append(rejected)
+                continue
+            taken += accepted.max_minutes
+            results.append(accepted)
+        if taken and not conn.execute(
+            _RESERVE, {"account_id": account_id, "minutes": taken}
+        ).rowcount:
             raise _BalanceMoved()
-        return AcceptedCall(call.id, account_id, reserve, now, deadline_at)
+        return results
 
     for attempt in range(OPTIMISTIC_ATTEMPTS + 1):
         try:
-            accepted = db.write_retrying(
+            results = db.write_retrying(
                 functools.partial(work, locking=attempt == OPTIMISTIC_ATTEMPTS))
             break
         except _BalanceMoved:
-            log.debug("call %s: the account changed under the accept; again", call.id)
+            log.debug("account %d changed under an accept; again", account_id)
     else:  # not even under the row lock: the account changed inside our own transaction
         raise StoreError("the account changed while locked")
-    log.debug("call %s recorded, %d min reserved", call.id, accepted.max_minutes)
-    return accepted
+    for result in results:
+        if isinstance(result, AcceptedCall):
+            log.debug("call %s recorded, %d min reserved", result.id, result.max_minutes)
+    return results
+
+
+def _accept_one(
+    conn: Connection,
+    is_mysql: bool,
+    call: NewCall,
+    now: float,
+    taken: int,
+    *,
+    lock: bool,
+    flood_seconds: int,
+    max_call_minutes: int,
+    ring_timeout: int,
+    settle_grace: int,
+) -> AcceptedCall:
+    """Steps 1-3 of the module doc for one call; ``taken``: minutes already reserved by calls
+    before it in the same transaction (not yet written to the account's row)."""
+    numbers = sorted({call.caller.e164_int, call.callee.e164_int})  # sorted: one lock order
+    numbered = {f"n{i}": number for i, number in enumerate(numbers)}
+    if flood_seconds > 0:
+        conn.execute(_flood_upsert(is_mysql, len(numbers)),
+                     {**numbered, "now": now, "cutoff": now - flood_seconds})
+    checks = conn.execute(
+        _checks(len(numbers), lock), {**numbered, "account_id": call.account_id, "now": now}
+    ).first()
+    if checks is None:
+        raise RequestRejected(1, "invalid api_key")
+    if not checks.enabled:
+        raise RequestRejected(5, "api_key is disabled")
+    if checks.listed:
+        raise RequestRejected(3, "a phone number is on the Do-Not-Call list")
+    available = checks.credits - checks.reserved - taken
+    if available < 1:
+        raise RequestRejected(2, "no call credits")
+    if flood_seconds > 0 and checks.stamped != len(numbers):
+        raise RequestRejected(
+            6, "flood protection: this phone number was used less than a minute ago"
+        )
+    reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
+    deadline_at = now + 2 * ring_timeout + reserve * 60 + settle_grace
+    conn.execute(_INSERT_CALL, _call_row(call, reserve, now, deadline_at))
+    return AcceptedCall(call.id, call.account_id, reserve, now, deadline_at)
 
 
 class _BalanceMoved(Exception):
