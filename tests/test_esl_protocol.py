@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import example, given, settings
@@ -383,7 +384,110 @@ def test_arbitrary_event_bodies_parse_or_raise_protocol_error(data: bytes) -> No
     assert all(isinstance(n, str) and isinstance(v, str) for n, v in event.headers)
 
 
+# ---------------------------------------------------------------------------------------------
+# Lazy decoding: a plain event decodes a header when first asked for it, and answers exactly as
+# if it had decoded them all first.
+
+# Names no recorded event has, or no header line can have.
+ABSENT_NAMES = [
+    "",
+    "Nope",
+    "variable_nope",
+    "variable_",
+    "event-name",
+    "Event-Name ",
+    " Event-Name",
+    "Event-Name:",
+    "Event-Name: CHANNEL_ANSWER",
+    "Event-Name\nUnique-ID",
+    "Zürich",
+    "Content-Length",
+]
+
+
+def decoded_as_written(data: bytes) -> tuple[list[tuple[str, str]], str | None]:
+    """What switch_event_serialize wrote, read independently of c2c.esl.protocol: lines of
+    ``Name: url-encoded value`` up to the first blank line, a Content-Length line last giving
+    the length of the body after it."""
+    block, _, rest = data.partition(b"\n\n")
+    lines = block.decode("ascii").split("\n")
+    body = None
+    if lines[-1].startswith("Content-Length: "):
+        body = rest[: int(lines.pop()[len("Content-Length: ") :])].decode()
+    headers = []
+    for line in lines:
+        name, separator, value = line.partition(": ")
+        assert separator and ":" not in name, line
+        headers.append((name, unquote(value)))
+    return headers, body
+
+
+def first_wins(headers: list[tuple[str, str]], prefix: str = "") -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in headers:
+        if name.startswith(prefix):
+            values.setdefault(name[len(prefix) :], value)
+    return values
+
+
+def assert_answers_as(event: Event, eager: Event, probes: list[str] = ABSENT_NAMES) -> None:
+    """``event``, parsed lazily, answers every question as ``eager`` (every header decoded)."""
+    assert event._raw is not None and event._headers is None  # nothing decoded yet
+    first = first_wins(eager.headers)
+    for name in [*first, *probes]:
+        assert event.get(name) == first.get(name), name
+        assert event.get(name, "default") == first.get(name, "default"), name
+        assert (name in event) == (name in first), name
+        assert event.get_all(name) == [v for k, v in eager.headers if k == name], name
+    assert event._headers is None  # all that without decoding every header
+    variables = first_wins(eager.headers, "variable_")
+    for name in [*variables, "nope", ""]:
+        assert event.variable(name) == variables.get(name), name
+        assert event.variables().get(name) == variables.get(name), name
+    assert (event.name, event.subclass, event.unique_id, event.job_uuid) == (
+        eager.name,
+        eager.subclass,
+        eager.unique_id,
+        eager.job_uuid,
+    )
+    assert (event.body, event.format) == (eager.body, eager.format)
+    assert event.headers == eager.headers
+    assert dict(event.variables()) == variables
+    assert repr(event) == repr(eager)
+
+
+def assert_reads_variables_in_one_pass_as_one_by_one(data: bytes, eager: Event) -> None:
+    variables = first_wins(eager.headers, "variable_")
+    reading = [*variables, "nope", "", "a:b", "x\ny", "Zürich", "c2c_call_id"]
+    event = protocol.parse_event_plain(data)
+    view = event.variables(reading=reading)
+    for name in reading:
+        assert view.get(name) == variables.get(name), name
+        assert (name in view) == (name in variables), name
+        if name in variables:
+            assert view[name] == variables[name]
+        else:
+            with pytest.raises(KeyError):
+                view[name]
+    assert event._headers is None
+    assert len(view) == len(variables) and list(view) == list(variables)
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_every_recorded_plain_event_answers_as_decoding_every_header_does(name: str) -> None:
+    for frame in event_frames(name):
+        if frame.content_type != "text/event-plain":
+            continue
+        eager = protocol._parse_plain_eagerly(frame.body)
+        assert (eager.headers, eager.body) == decoded_as_written(frame.body)
+        assert_answers_as(parse_event(frame), eager)
+        assert_reads_variables_in_one_pass_as_one_by_one(frame.body, eager)
+
+
 _PROBED_NAMES = ["Event-Name", "variable_x", "variable_y", "Content-Length", "A", "a b", " A", ""]
+# Two lines as one name: no header is called that, even when the first line is none.
+_LINE_PAIRS = ["A\nA", "variable_x\nA", "a b\nvariable_y", "Event-Name\nA"]
 _LINE_TEXT = st.text(alphabet=": \n%=AF0a\r\t-_bé", max_size=10)
 _LINES = st.lists(
     st.one_of(
@@ -429,13 +533,41 @@ def _parsed(parse, data: bytes) -> Event | str:  # noqa: ANN001
 @example(b"Event-Name: X\nContent-Length: %C2%B2\n\nab")  # '\xb2' is a digit, not a number
 @example(b"variable_x: 1\nvariable_x:2\nvariable_y:\n\n")
 @example(b"A\nA: x\nvariable_x\nA: y\n\n")
-def test_any_plain_event_parses_alike_eagerly_and_carefully(data: bytes) -> None:
+def test_any_plain_event_parses_alike_lazily_eagerly_and_carefully(data: bytes) -> None:
     careful = _parsed(protocol._parse_plain_carefully, data)
-    eager = _parsed(protocol.parse_event_plain, data)
-    if isinstance(careful, str) or isinstance(eager, str):
-        assert careful == eager
+    eager = _parsed(protocol._parse_plain_eagerly, data)
+    lazy = _parsed(protocol.parse_event_plain, data)
+    if isinstance(careful, str):
+        assert careful == eager == lazy
         return
+    assert isinstance(eager, Event) and isinstance(lazy, Event)
     assert (eager.headers, eager.body) == (careful.headers, careful.body)
+    if lazy._raw is None:  # not lazy: not ASCII, or its last line is not a header
+        assert not data.isascii() or lazy.headers == careful.headers
+    else:
+        assert_answers_as(lazy, careful, probes=[*_PROBED_NAMES, *ABSENT_NAMES, *_LINE_PAIRS])
+        assert_reads_variables_in_one_pass_as_one_by_one(data, careful)
+    assert (lazy.headers, lazy.body) == (careful.headers, careful.body)
+
+
+def test_lazy_event_decodes_what_it_is_asked_for() -> None:
+    data = encode_event_plain(
+        [
+            ("Event-Name", "CHANNEL_ANSWER"),
+            ("Caller-Caller-ID-Name", "Zürich ☎"),
+            ("variable_c2c_call_id", "abc"),
+            ("variable_sip_from_display", "a: b"),
+            ("variable_c2c_call_id", "later"),
+        ]
+    )
+    event = protocol.parse_event_plain(data)
+    assert event.name == "CHANNEL_ANSWER"
+    assert event.get("Caller-Caller-ID-Name") == "Zürich ☎"
+    assert event.variable("c2c_call_id") == "abc"
+    assert event.get_all("variable_c2c_call_id") == ["abc", "later"]
+    assert event.variables()["sip_from_display"] == "a: b"
+    assert event._headers is None
+    assert len(event.headers) == 5
 
 
 def test_body_that_looks_like_an_event_is_not_mistaken_for_headers() -> None:

@@ -15,7 +15,9 @@ import binascii
 import json
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote
 
 from c2c.errors import SwitchError
@@ -279,25 +281,95 @@ ARRAY_SEPARATOR = "|:"
 
 
 class Event:
-    """A parsed event: headers in order (decoded, duplicates kept) and the body, if any."""
+    """A parsed event: headers in order (decoded, duplicates kept) and the body, if any.
 
-    __slots__ = ("headers", "body", "format", "_first")
+    A plain event as FreeSWITCH writes it (parse_event_plain) keeps its header block as bytes and
+    decodes a header when first asked for it: the listener reads about ten of the hundred and
+    more headers of a channel event. Every method answers as if the whole block had been decoded
+    first (``headers``) and then looked up.
+    """
+
+    __slots__ = ("_headers", "body", "format", "_first", "_raw", "_stop", "_variables_at")
 
     def __init__(self, headers: Headers, body: str | None = None, format: str = "plain") -> None:
-        self.headers = headers
+        self._headers: Headers | None = headers
         self.body = body
         self.format = format
-        self._first: dict[str, str] | None = None
+        self._first: dict[str, str | None] | None = None  # name -> first value (None: absent)
+        # A lazy event's serialized bytes, its header lines being raw[:_stop]; None when the
+        # event was built from its headers.
+        self._raw: bytes | None = None
+        self._stop = 0
+        self._variables_at = -1  # where a lazy event's first variable_ line starts (-1: none)
+
+    @classmethod
+    def _lazy(cls, raw: bytes, stop: int, body: str | None, variables_at: int) -> Event:
+        event = cls.__new__(cls)
+        event._headers = None
+        event.body = body
+        event.format = "plain"
+        event._first = {}
+        event._raw = raw
+        event._stop = stop
+        event._variables_at = variables_at
+        return event
+
+    @property
+    def headers(self) -> Headers:
+        """Every header, decoded, in order."""
+        headers = self._headers
+        if headers is None:
+            assert self._raw is not None  # only a lazy event starts without its headers
+            block = self._raw[: self._stop]
+            headers = _decode_plain_block_quickly(block) or _decode_plain_block_slowly(block)
+            self._headers = headers
+        return headers
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first header called exactly ``name``."""
         first = self._first
-        if first is None:
+        if first is None:  # an event built from its headers, asked for the first time
             first = self._first = dict(reversed(self.headers))
-        return first.get(name, default)
+        value = first.get(name, _UNSEEN)
+        if value is not _UNSEEN:
+            return default if value is None else value
+        raw = self._raw
+        if raw is None:  # built from its headers: they are all in there
+            return default
+        # _line and _line_value, inline: this is the hot path of a lazy event.
+        key, needle, variable = _LINE_KEYS.get(name) or _line_key(name)
+        stop = self._stop
+        start = self._variables_at if variable else 0
+        if key and start >= 0:
+            if not raw.startswith(key, start, stop):
+                start = raw.find(needle, start, stop)
+                if start >= 0:
+                    start += 1
+            if start >= 0:
+                start += len(key)
+                if start < stop and raw[start] == 0x20:
+                    start += 1
+                end = raw.find(b"\n", start, stop)
+                text = raw[start : end if end >= 0 else stop].decode("ascii")
+                value = first[name] = unquote(text, errors="replace") if "%" in text else text
+                return value
+        first[name] = None
+        return default
 
     def get_all(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
+        raw = self._raw
+        if raw is None:
+            return [value for key, value in self.headers if key == name]
+        values = []
+        line = self._line(raw, name)
+        if line >= 0:
+            stop = self._stop
+            needle = _line_key(name)[1]
+            while line >= 0:
+                values.append(_line_value(raw, stop, line + len(needle) - 1))
+                line = raw.find(needle, line, stop)
+                line = line + 1 if line >= 0 else -1
+        return values
 
     def __contains__(self, name: object) -> bool:
         return self.get(name) is not None if isinstance(name, str) else False
@@ -321,8 +393,142 @@ class Event:
     def variable(self, name: str, default: str | None = None) -> str | None:
         return self.get("variable_" + name, default)
 
+    def variables(self, reading: Iterable[str] = ()) -> ChannelVariables:
+        """The channel variables (``variable_*`` headers) by name without the prefix, first
+        occurrence winning. ``reading`` names the variables about to be read, if known: one
+        pass over a lazy event finds them all, which costs less than a lookup for each."""
+        if self._raw is not None and reading:
+            self._find_variables(reading if isinstance(reading, tuple) else tuple(reading))
+        return ChannelVariables(self)
+
+    # -- a lazy event's lookups ---------------------------------------------------------------
+
+    def _line(self, raw: bytes, name: str) -> int:
+        """Where the first header line called ``name`` starts, or -1."""
+        key, needle, variable = _LINE_KEYS.get(name) or _line_key(name)
+        if not key:
+            return -1
+        stop = self._stop
+        start = 0
+        if variable:  # variables come last: their lookups skip the lines before the first one
+            start = self._variables_at
+            if start < 0:
+                return -1
+        if raw.startswith(key, start, stop):
+            return start
+        start = raw.find(needle, start, stop)
+        return start + 1 if start >= 0 else -1
+
+    def _find_variables(self, names: tuple[str, ...]) -> None:
+        """Look up the variables ``names`` in one pass, into the cache get reads."""
+        first = self._first
+        raw = self._raw
+        assert first is not None and raw is not None
+        start = self._variables_at
+        if start <= 0:  # none, or one on the first line, which the pattern cannot see
+            return
+        pattern, headers = _variables_pattern(names)
+        if pattern is None:
+            return
+        found = dict(reversed(pattern.findall(raw, start - 1, self._stop)))  # first wins
+        for name, header in headers:
+            if header not in first:
+                value = found.get(name)
+                if value is not None:
+                    value = value.decode("ascii")
+                    if "%" in value:
+                        value = unquote(value, errors="replace")
+                first[header] = value
+
     def __repr__(self) -> str:
         return f"Event({self.name!r}, {len(self.headers)} headers, body={self.body!r:.40})"
+
+
+class ChannelVariables(Mapping[str, str]):
+    """An event's channel variables by name (``variable_`` left off), first occurrence winning,
+    as Event.variable reads them. Iterating decodes every header."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: Event) -> None:
+        self._event = event
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        header = _VARIABLE_PREFIX + name
+        first = self._event._first
+        value = _UNSEEN if first is None else first.get(header, _UNSEEN)
+        if value is _UNSEEN:  # not read yet (or not there, in an event built from headers)
+            return self._event.get(header, default)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> str:
+        value = self._event.get(_VARIABLE_PREFIX + name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and _VARIABLE_PREFIX + name in self._event
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> dict[str, None]:
+        size = len(_VARIABLE_PREFIX)
+        headers = self._event.headers
+        return {name[size:]: None for name, _ in headers if name.startswith(_VARIABLE_PREFIX)}
+
+
+_UNSEEN: Any = object()
+_VARIABLE_PREFIX = "variable_"
+_NO_LINE = (b"", b"", False)  # for a name no header line can have
+_LINE_KEYS: dict[str, tuple[bytes, bytes, bool]] = {}
+
+
+@lru_cache(maxsize=64)
+def _variables_pattern(
+    names: tuple[str, ...],
+) -> tuple[re.Pattern[bytes] | None, list[tuple[bytes, str]]]:
+    """A pattern finding the lines (but the first) of the variables ``names``, name and value
+    as _decode_plain_block_slowly reads them; and each name with its header's."""
+    valid = [name for name in names if _can_name_a_line(name)]
+    if not valid:
+        return None, []
+    keys = [name.encode("ascii") for name in valid]
+    pattern = re.compile(rb"\nvariable_(" + b"|".join(map(re.escape, keys)) + rb"): ?([^\n]*)")
+    return pattern, [(key, _VARIABLE_PREFIX + name) for key, name in zip(keys, valid, strict=True)]
+
+
+def _line_value(raw: bytes, stop: int, start: int) -> str:
+    """The decoded value of the line of raw[:stop] whose value starts at ``start``, the space
+    after the colon left out, as _decode_plain_block_slowly reads it (raw is ASCII)."""
+    if start < stop and raw[start] == 0x20:
+        start += 1
+    end = raw.find(b"\n", start, stop)
+    value = raw[start : end if end >= 0 else stop].decode("ascii")
+    return unquote(value, errors="replace") if "%" in value else value
+
+
+def _can_name_a_line(name: str) -> bool:
+    # A name is what comes before a line's first colon, and not empty; a lazy block is ASCII.
+    return bool(name) and ":" not in name and "\n" not in name and name.isascii()
+
+
+def _line_key(name: str) -> tuple[bytes, bytes, bool]:
+    """How the line of header ``name`` starts in a plain block: (``name:``, the same after a
+    newline, whether it is a variable), or _NO_LINE when no line can be called that."""
+    key = _LINE_KEYS.get(name)
+    if key is None:
+        if not _can_name_a_line(name):
+            return _NO_LINE
+        line = name.encode("ascii") + b":"
+        key = (line, b"\n" + line, name.startswith(_VARIABLE_PREFIX))
+        if len(_LINE_KEYS) < 4096:  # the names c2c asks for, not every name ever seen
+            _LINE_KEYS[name] = key
+    return key
 
 
 def parse_event(frame: Frame) -> Event:
@@ -339,6 +545,9 @@ def parse_event(frame: Frame) -> Event:
 
 # One "Name: value" line of a serialized plain event (values never hold a raw newline).
 _PLAIN_LINE = re.compile(r"^([^\n:]+): ?([^\n]*)$", re.MULTILINE)
+# sre finds these faster than bytes.find does
+_BLANK_LINE = re.compile(b"\n\n")
+_BLANK_OR_VARIABLE_LINE = re.compile(b"\n\n|\nvariable_")
 
 # In what FreeSWITCH writes, every raw ':' and ' ' in a header block is part of a ': '
 # separator and every '%' starts an escape (values have all three encoded), so one translate
@@ -423,6 +632,31 @@ def _body_after(data: bytes, blank: int, declared: str) -> str:
     return data[start : start + int(declared)].decode("utf-8", "replace")
 
 
+def _parse_plain_lazily(data: bytes) -> Event | None:
+    """An Event that decodes headers when asked for, or None when the data is not ASCII (every
+    byte above 0x7E is encoded in what FreeSWITCH writes) or its last header line is not one."""
+    if not data.isascii():
+        return None
+    # The first blank line ends the header block (as in _parse_plain_carefully); on the way
+    # there, where the variables start.
+    variables = 0 if data.startswith(b"variable_") else -1
+    found = _BLANK_OR_VARIABLE_LINE.search(data)
+    if found is not None and data[found.start() + 1] != 0x0A:  # a variable line came first
+        line = found.start() + 1
+        variables = line if variables < 0 else variables
+        found = _BLANK_LINE.search(data, line)
+    blank = found.start() if found else -1
+    stop = blank if found else len(data)
+    last = data.rfind(b"\n", 0, stop) + 1
+    if stop and data.find(b":", last, stop) <= last:
+        return None  # the last line is no header: the last header is further up
+    if blank < 0 or not data.startswith(_BODY_LENGTH_KEY, last, stop):
+        return Event._lazy(data, stop, None, variables)
+    # A Content-Length header last: the body's length, not a header.
+    declared = _line_value(data, stop, last + len(_BODY_LENGTH_KEY))
+    return Event._lazy(data, max(last - 1, 0), _body_after(data, blank, declared), variables)
+
+
 def _parse_plain_carefully(data: bytes) -> Event:
     """What every other way of parsing a plain event must agree with."""
     blank = data.find(b"\n\n")
@@ -435,8 +669,7 @@ def _parse_plain_carefully(data: bytes) -> Event:
 
 
 def _parse_plain_eagerly(data: bytes) -> Event:
-    """The header block cut where the data's end says (see _split_plain_quickly), checked by
-    decoding it quickly, else the careful way."""
+    """Every header decoded up front (what parse_event_plain did before decoding lazily)."""
     quick = _split_plain_quickly(data)
     if quick is not None:
         return Event(quick[0], quick[1], "plain")
@@ -445,7 +678,7 @@ def _parse_plain_eagerly(data: bytes) -> Event:
 
 def parse_event_plain(data: bytes) -> Event:
     """switch_event_serialize's output: url-encoded header lines, then Content-Length and body."""
-    return _parse_plain_eagerly(data)
+    return _parse_plain_lazily(data) or _parse_plain_eagerly(data)
 
 
 def _json_value(value: object) -> str:
