@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from c2c.calls import events as call_events
 from c2c.esl import protocol
 from c2c.esl.protocol import (
     Command,
@@ -473,6 +474,27 @@ def assert_reads_variables_in_one_pass_as_one_by_one(data: bytes, eager: Event) 
     assert len(view) == len(variables) and list(view) == list(variables)
 
 
+def ours(headers: list[tuple[str, str]], leg: str) -> list[tuple[str, str]]:
+    """The headers of one of our legs: c2c's variables first among the variables, and a later
+    duplicate of each variable leg_end reads, which must not win."""
+    at = next((i for i, (name, _) in enumerate(headers) if name.startswith("variable_")), 0)
+    duplicates = [(f"variable_{name}", "999") for name in call_events.LEG_END_VARIABLES]
+    added = [
+        ("variable_c2c_call_id", "11111111-2222-3333-4444-555555555555"),
+        ("variable_c2c_leg", leg),
+    ]
+    return [*headers[:at], *added, *headers[at:], *duplicates]
+
+
+def leg_end_reading_every_header(event: Event) -> call_events.LegEnd | None:
+    """leg_end as it was written before events decoded lazily."""
+    return call_events.leg_end_from_variables(
+        first_wins(event.headers, "variable_"),
+        hangup_cause=event.get("Hangup-Cause"),
+        fallback_end=call_events._event_time(event),
+    )
+
+
 @needs_captures
 @pytest.mark.parametrize("name", RECORDINGS)
 def test_every_recorded_plain_event_answers_as_decoding_every_header_does(name: str) -> None:
@@ -483,6 +505,25 @@ def test_every_recorded_plain_event_answers_as_decoding_every_header_does(name: 
         assert (eager.headers, eager.body) == decoded_as_written(frame.body)
         assert_answers_as(parse_event(frame), eager)
         assert_reads_variables_in_one_pass_as_one_by_one(frame.body, eager)
+
+
+@needs_captures
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_leg_end_reads_what_it_read_from_every_header(name: str) -> None:
+    """Every recorded CHANNEL_HANGUP_COMPLETE (plain, json, xml), as it was and as one of our
+    legs, gives the same LegEnd as leg_end reading every header did."""
+    for frame in event_frames(name):
+        recorded = parse_event(frame)
+        if recorded.name != "CHANNEL_HANGUP_COMPLETE":
+            continue
+        assert call_events.leg_end(recorded) == leg_end_reading_every_header(recorded)
+        for leg in (call_events.CALLER, call_events.CALLEE):
+            headers = ours(recorded.headers, leg)
+            event = protocol.parse_event_plain(encode_event_plain(headers))
+            end = call_events.leg_end(event)
+            assert end is not None and end.leg == leg
+            assert end == leg_end_reading_every_header(Event(headers))
+            assert end.billsec != 999
 
 
 _PROBED_NAMES = ["Event-Name", "variable_x", "variable_y", "Content-Length", "A", "a b", " A", ""]
