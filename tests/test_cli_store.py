@@ -64,9 +64,9 @@ def store(db_url, upgraded):
 
 def test_db_upgrade_and_status(cli):
     status, out, _ = cli("db", "status")
-    assert (status, out) == (1, "schema version 0, this c2c expects 1\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 1 (applied 1)\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema already at version 1\n")
+    assert (status, out) == (1, "schema version 0, this c2c expects 2\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 2 (applied 1, 2)\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema already at version 2\n")
     assert cli("db", "status")[0] == 0
 
 
