@@ -116,3 +116,15 @@ def test_concurrent_claimers_never_get_the_same_row(store, store_url, settled):
     every = [job_id for per_claimer in claimed for job_id in per_claimer]
     assert errors == []
     assert len(every) == len(set(every)) == len(ids)
+
+
+
+def test_a_claim_without_looking_first_claims_the_same(store, settled):
+    """look_first=False (the dispatcher was just woken by a settlement) skips only the read."""
+    settled(3)
+    assert store.callbacks.claim_due(NOW - 1, 10, 30, look_first=False) == []  # not due yet
+    jobs = store.callbacks.claim_due(NOW, 2, 30, look_first=False)
+    assert len(jobs) == 2
+    (last,) = store.callbacks.claim_due(NOW, 10, 30, look_first=False)
+    assert last.id not in {job.id for job in jobs}
+    assert store.callbacks.claim_due(NOW, 10, 30, look_first=False) == []

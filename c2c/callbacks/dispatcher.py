@@ -49,7 +49,8 @@ class Job(Protocol):
 class Outbox(Protocol):
     """The store methods the dispatcher uses (c2c.store.callbacks.Callbacks)."""
 
-    def claim_due(self, now: float, limit: int, lease_seconds: float) -> list[Any]: ...
+    def claim_due(self, now: float, limit: int, lease_seconds: float,
+                  look_first: bool = True) -> list[Any]: ...
 
     def mark_delivered(self, callback_id: int, *, at: float, http_status: int | None) -> bool: ...
 
@@ -148,6 +149,7 @@ class CallbackDispatcher:
     # -- internals --
 
     def _claim_loop(self) -> None:
+        woken = False
         while not self._stopping.is_set():
             self._wake.clear()  # a wake() from here on is seen by the wait below
             free = self._pool.free_count()
@@ -155,7 +157,9 @@ class CallbackDispatcher:
                 self._pool.wait_available(timeout=self._idle_interval)
                 continue
             try:
-                jobs = self._outbox.claim_due(self._clock(), free, self.lease_seconds)
+                # Woken by a settlement, something is due: no need to look before claiming.
+                jobs = self._outbox.claim_due(self._clock(), free, self.lease_seconds,
+                                              look_first=not woken)
             except StoreError as exc:
                 log.warning("callback dispatcher: claiming failed: %s", exc)
                 self._stopping.wait(STORE_ERROR_PAUSE)
@@ -167,7 +171,9 @@ class CallbackDispatcher:
             for job in jobs:
                 self._pool.spawn(self._deliver, job)
             if len(jobs) < free:  # all that is due has been taken: rest until due or woken
-                self._wake.wait(self._idle_interval)
+                woken = self._wake.wait(self._idle_interval)
+            else:
+                woken = True  # a full claim: more may be due
 
     def _deliver(self, job: Job) -> None:
         try:

@@ -50,8 +50,12 @@ class Callbacks:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def claim_due(self, now: float, limit: int, lease_seconds: float) -> list[CallbackJob]:
-        """Claim up to ``limit`` pending callbacks due at ``now`` for ``lease_seconds``."""
+    def claim_due(self, now: float, limit: int, lease_seconds: float,
+                  look_first: bool = True) -> list[CallbackJob]:
+        """Claim up to ``limit`` pending callbacks due at ``now`` for ``lease_seconds``.
+
+        ``look_first``: make sure something is due with a plain read before taking write locks
+        (for a poll, which mostly finds nothing); False when a callback was just enqueued."""
         cb, a = schema.callbacks, schema.accounts
         due = (
             select(cb.c.id)
@@ -65,9 +69,10 @@ class Callbacks:
         )
         # Most polls find nothing: look first without a write transaction (on SQLite that would
         # take the database's write lock, stalling every accept, several times a second).
-        with self._db.read() as conn:
-            if conn.execute(due.with_only_columns(cb.c.id).limit(1)).first() is None:
-                return []
+        if look_first:
+            with self._db.read() as conn:
+                if conn.execute(due.with_only_columns(cb.c.id).limit(1)).first() is None:
+                    return []
         if self._db.is_mysql:
             # Lock only callbacks rows (a join would lock accounts too, stalling accepts).
             due = due.with_for_update(skip_locked=True)
