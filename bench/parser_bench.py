@@ -99,7 +99,7 @@ def read_as_c2c_does(event: Event) -> None:
     elif name == "BACKGROUND_JOB":
         ev.job_result(event)
     elif name in ("CHANNEL_PROGRESS", "CHANNEL_ANSWER", "CHANNEL_BRIDGE"):
-        ev.leg_moment(event)
+        ev.leg_moment(event)  # BRIDGE is no longer subscribed to; kept so the stream is the same
 
 
 def ours(streams: list[bytes]) -> int:

@@ -22,10 +22,12 @@ from c2c.store import Store
 log = logging.getLogger(__name__)
 
 # The events the listener subscribes to. CHANNEL_PROGRESS marks the caller's phone ringing.
+# CHANNEL_BRIDGE is not among them: it can fire on early media before anyone answered, so the
+# callee's CHANNEL_ANSWER (on the same lane, in order) is what marks the two people connected,
+# which left a BRIDGE nothing to change; and a leg's HANGUP_COMPLETE carries its bridge time.
 SUBSCRIBED_EVENTS = (
     "CHANNEL_PROGRESS",
     "CHANNEL_ANSWER",
-    "CHANNEL_BRIDGE",
     "CHANNEL_HANGUP_COMPLETE",
     "BACKGROUND_JOB",
 )
@@ -62,7 +64,7 @@ class CallEventListener:
             result = ev.job_result(event)
             if result is not None and not result.ok:
                 self.originate_failed(result)
-        elif name in ("CHANNEL_PROGRESS", "CHANNEL_ANSWER", "CHANNEL_BRIDGE"):
+        elif name in ("CHANNEL_PROGRESS", "CHANNEL_ANSWER"):
             moment = ev.leg_moment(event)
             if moment is not None:
                 self.leg_moment(moment)
@@ -83,17 +85,14 @@ class CallEventListener:
                 # The callee answering is what connects the two people; CHANNEL_BRIDGE alone can
                 # fire on early media before anyone answered.
                 self._bridged(moment.call_id, at, fill=fill)
-        elif moment.event_name == "CHANNEL_BRIDGE":
-            self._bridged(moment.call_id, at, requires=("callee_answered_at",))
 
-    def _bridged(self, call_id: str, at: float, *, fill: Mapping[str, object] | None = None,
-                 requires: tuple[str, ...] = ()) -> None:
+    def _bridged(self, call_id: str, at: float, *,
+                 fill: Mapping[str, object] | None = None) -> None:
         changed = self._store.calls.advance(
             call_id,
             [CallState.QUEUED, CallState.CALLER_RINGING, CallState.CALLER_ANSWERED],
             CallState.BRIDGED,
             fill=fill,
-            requires=requires,
             bridged_at=at,
         )
         if changed:
