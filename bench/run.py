@@ -87,7 +87,6 @@ class Plan:
     parser_seconds: float = 2.0
     dnc_sizes: tuple[int, ...] = (1_000_000, 10_000_000)
     dnc_baseline_max: int = 1_000_000  # LOAD DATA baseline only up to this size (10M: minutes)
-    dnc_sorted_whatif: bool = True
     profile: bool = True
     loadgen_calibration: bool = True
     drain_timeout: float = 120.0
@@ -98,12 +97,12 @@ def plan_for(mode: str, db: str) -> Plan:
         return Plan(mode, db, api_seconds=4, e2e_seconds=5, e2e_sustained_seconds=5,
                     e2e_drain=15, switch_only_seconds=3, inflight=2_000, settle_timeout=120,
                     parser_seconds=1, dnc_sizes=(100_000,), dnc_baseline_max=100_000,
-                    dnc_sorted_whatif=False, drain_timeout=60)
+                    drain_timeout=60)
     if mode == "smoke":
         return Plan(mode, db, connections=8, api_seconds=1, e2e_rate=50, e2e_seconds=2,
                     e2e_sustained_seconds=2, e2e_drain=10, switch_only_seconds=1, inflight=100,
                     ramp_rate=100, settle_timeout=60, parser_seconds=0.2, dnc_sizes=(10_000,),
-                    dnc_baseline_max=10_000 if db == "mysql" else 0, dnc_sorted_whatif=False,
+                    dnc_baseline_max=10_000 if db == "mysql" else 0,
                     profile=False, loadgen_calibration=False, drain_timeout=30)
     return Plan(mode, db)
 
@@ -756,7 +755,7 @@ class Bench:
         result = compare(self.plan.parser_seconds)
         ours, theirs = result["ours_eps"], result["greenswitch_eps"]
         self.report.add(Row("5", "event parsing: events/s (plain-event recordings)",
-                            f"{ours:,.0f}/s (FrameParser + parse_event)",
+                            f"{ours:,.0f}/s (FrameParser, parse_event and the listener's reads)",
                             f"greenswitch ESLProtocol {theirs:,.0f}/s",
                             ratio(ours, theirs), ">= 3x", verdict(ours >= 3 * theirs)))
         self.report.note("Event parsing", result["note"])
@@ -814,8 +813,6 @@ class Bench:
                 free_code = self.listed_code(empty_st, listed)
                 lookup = {name: _dnc_lookup_ms(st.store) for name, st in
                           (("empty", empty_st), ("full", full_st))}
-        if plan.dnc_sorted_whatif:
-            self.dnc_sorted(files[biggest], biggest, env_base)
         empty_p99 = sorted(r.p99_ms for r in runs["empty"])[(rounds - 1) // 2]
         full_p99 = sorted(r.p99_ms for r in runs["full"])[(rounds - 1) // 2]
         report.note("Do-Not-Call import", (
@@ -872,29 +869,6 @@ class Bench:
             ratio(rate, baseline[0]) if baseline else "", ">= 200,000/s",
             verdict(rate >= 200_000)))
         self.report.figure(f"dnc_import_{size}_rate", rate)
-
-    def dnc_sorted(self, path: Path, size: int, env: dict[str, str]) -> None:
-        from bench.dnc_import import dnc_import
-
-        sorted_path = path.with_suffix(".sorted.txt")
-        self.log("dnc: what-if, the same numbers in key order")
-        started = time.monotonic()
-        with path.open(encoding="ascii") as handle:
-            numbers = sorted(int(line.strip().lstrip("+")) for line in handle if line.strip())
-        with sorted_path.open("w", encoding="ascii") as handle:
-            handle.writelines(f"{n}\n" for n in numbers)
-        del numbers
-        sort_seconds = time.monotonic() - started
-        with scratch_database(self.plan.db, self.workdir) as url:
-            rate, seconds, _ = dnc_import(url, sorted_path, env)
-        sorted_path.unlink(missing_ok=True)
-        self.report.note("Do-Not-Call import", (
-            f"- what-if: the same {size:,} numbers sorted first (in Python, {sort_seconds:.1f} s)"
-            f" then imported with `c2c dnc import`: {rate:,.0f}/s ({seconds:.1f} s). Each "
-            "50,000-number batch is already sorted by the importer, but random batches touch "
-            "leaf pages all over a B-tree bigger than the buffer pool; in key order every "
-            "batch appends at the right edge."))
-        self.report.figure("dnc_import_sorted_rate", rate)
 
 
 def _dnc_lookup_ms(store: Any, checks: int = 2000) -> float:
