@@ -131,9 +131,6 @@ class CallEventListener:
         log.info("call %s: originate failed: %s", call["id"], result.cause)
         self._fill_and_try_settle(call["id"], {"originate_error": result.cause})
 
-    def try_settle(self, call_id: str) -> bool:
-        return self._fill_and_try_settle(call_id, {})
-
     def _fill_and_try_settle(self, call_id: str, fields: Mapping[str, Any]) -> bool:
         """Record what is known and settle if that completes the call: at once, in the same
         transaction (the row locked throughout), or handed to the group settler. Returns

@@ -97,9 +97,9 @@ class CallPlacer:
         failed = first_coverage_failure(request, rules.country_supported, rules.area_supported)
         if failed is not None:
             return Placement(failed, "not covered")
-        # Do-Not-Call (3), credits (2) and flood (6) are checked by the accept transaction, in
-        # that order, under the account's row lock (a cached account's balance may be seconds
-        # old), in the same round trip.
+        # Do-Not-Call (3), credits (2) and flood (6) are decided by the accept transaction, in
+        # that order, from one read, on current data (a cached account's balance may be seconds
+        # old); its reservation re-checks the credit under the row's lock.
         try:
             connection = self._switches.pick(self._in_flight())
         except SwitchUnavailable:

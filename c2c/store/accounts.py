@@ -117,15 +117,14 @@ class Accounts:
             )
             account_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
             if credits:
-                ledger.record(
-                    conn,
+                ledger.record_entries(conn, [ledger.entry(
                     account_id=account_id,
                     delta=credits,
                     balance_after=credits,
                     kind=ledger.LedgerKind.GRANT,
                     note="initial credits",
                     now=now,
-                )
+                )])
         log.info("account %s created (%r) with %d credits", account_id, name, credits)
         return CreatedAccount(int(account_id), api_key, webhook_secret)
 
@@ -181,15 +180,14 @@ class Accounts:
             delta = balance - account.credits
             if delta:
                 conn.execute(update(t).where(t.c.id == account.id).values(credits=balance))
-                ledger.record(
-                    conn,
+                ledger.record_entries(conn, [ledger.entry(
                     account_id=account.id,
                     delta=delta,
                     balance_after=balance,
                     kind=ledger.LedgerKind.GRANT if delta > 0 else ledger.LedgerKind.CORRECTION,
                     note=note,
                     now=now,
-                )
+                )])
         log.info("account %d credits %+d -> %d", account.id, delta, balance)
         return dataclasses.replace(account, credits=balance)
 

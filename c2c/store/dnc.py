@@ -184,17 +184,6 @@ class NumberReader:
         return numbers
 
 
-def _batches(numbers: Iterable[int], size: int) -> Iterator[list[int]]:
-    batch: list[int] = []
-    for number in numbers:
-        batch.append(number)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _rebatched(pieces: Iterable[list[int]], size: int) -> Iterator[list[int]]:
     """Lists of any length, concatenated and cut into lists of ``size`` (the last one shorter)."""
     pending: list[int] = []
@@ -231,7 +220,7 @@ class Dnc:
         """List these numbers; returns how many were new."""
         added = 0
         with self._db.write() as conn:
-            for batch in _batches(sorted(set(map(operator.index, numbers))), IMPORT_BATCH):
+            for batch in _rebatched([sorted(set(map(operator.index, numbers)))], IMPORT_BATCH):
                 added += self._insert_ignoring_duplicates(conn, batch)
         return added
 
@@ -240,7 +229,7 @@ class Dnc:
         removed = 0
         t = schema.dnc
         with self._db.write() as conn:
-            for batch in _batches(sorted(set(numbers)), _DELETE_CHUNK):
+            for batch in _rebatched([sorted(set(numbers))], _DELETE_CHUNK):
                 removed += conn.execute(delete(t).where(t.c.number.in_(batch))).rowcount
         return removed
 

@@ -21,22 +21,6 @@ class LedgerKind(StrEnum):
     DEBIT = "debit"  # a call's minutes
 
 
-def record(
-    conn: Connection,
-    *,
-    account_id: int,
-    delta: int,
-    balance_after: int,
-    kind: LedgerKind,
-    now: float,
-    call_id: str | None = None,
-    note: str | None = None,
-) -> None:
-    """Append a ledger row; the caller is inside the transaction that changed the balance."""
-    record_entries(conn, [entry(account_id=account_id, delta=delta, balance_after=balance_after,
-                                kind=kind, now=now, call_id=call_id, note=note)])
-
-
 def entry(
     *,
     account_id: int,
@@ -47,7 +31,7 @@ def entry(
     call_id: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """One ledger row, for record_entries."""
+    """One ledger row, for record_entries (inside the transaction that changed the balance)."""
     return {
         "account_id": account_id,
         "delta": delta,
