@@ -10,7 +10,7 @@ from c2c.calls.outcome import (
     reason_for,
     reason_for_cause,
 )
-from c2c.calls.states import Reason
+from c2c.domain.states import Reason
 from tests.esl_captures import captures_dir
 
 _CAPTURES_DIR = captures_dir()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from c2c.calls.states import CallState
+from c2c.domain.states import CallState
 from c2c.errors import RequestRejected
 from c2c.store import Store, make_engine, schema
 from tests.conftest import ACCEPT_DEFAULTS

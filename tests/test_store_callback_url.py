@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import given
 from hypothesis import strategies as st
 
-from c2c.calls.callback_url import build_callback_url
+from c2c.domain.callback_url import build_callback_url
 
 
 def row(**overrides):

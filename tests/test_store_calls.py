@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from c2c.calls.states import CallState, Reason
+from c2c.domain.states import CallState, Reason
 from c2c.store import SettledOutcome, Store, make_engine, schema
 from tests.conftest import ACCEPT_DEFAULTS
 

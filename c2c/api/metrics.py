@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from c2c.calls.states import Reason
+from c2c.domain.states import Reason
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from typing import Any
 from c2c.calls import events as ev
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.settle_batch import SettleBatcher
-from c2c.calls.settlement import CALLEE_RECHECK_SECONDS, Readiness, outcome_of, readiness
-from c2c.calls.states import CallState
+from c2c.calls.settlement import Readiness, outcome_of, readiness
+from c2c.domain.states import CallState
+from c2c.domain.timing import CALLEE_RECHECK_SECONDS
 from c2c.esl.protocol import Event
 from c2c.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from c2c.calls.states import Reason
+from c2c.domain.states import Reason
 
 _REASON_BY_CAUSE: dict[str, Reason] = {
     "USER_BUSY": Reason.BUSY,

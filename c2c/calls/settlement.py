@@ -13,13 +13,7 @@ from enum import Enum
 from typing import Any
 
 from c2c.calls.outcome import CallOutcome
-from c2c.calls.states import CallState, Reason
-
-# How long after the caller's end to wait for the callee's before asking the switch.
-CALLEE_RECHECK_SECONDS = 2.0
-# A call no event has touched this long after it was accepted is looked for on its switch: its
-# originate may never have run (reply lost, worker killed between commit and send).
-QUEUED_RECHECK_SECONDS = 10.0
+from c2c.domain.states import CallState, Reason
 
 
 class Readiness(str, Enum):

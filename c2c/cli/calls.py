@@ -8,9 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from c2c.calls.states import CallState
 from c2c.cli.args import int_between
 from c2c.cli.db import fail, iso_time, store_command
+from c2c.domain.states import CallState
 from c2c.store import Store
 
 _TIME_FIELDS = {

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import secrets
+import signal
 import sys
 from urllib.parse import urlencode
 
@@ -37,6 +38,7 @@ def _out(line: str) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     import gevent
+    import gevent.event
     from gevent.pywsgi import WSGIServer
 
     from c2c.api.app import create_app
@@ -101,10 +103,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     _out("")
     _out("Numbers ending in 0486 are busy, 0503 congested, 0408 never answer, 0603 reject.")
     _out("Outcomes and callbacks are printed below as they happen. Ctrl-C stops.")
+    # Ctrl-C and TERM end the demo through a handler: a KeyboardInterrupt raised in gevent's hub
+    # would make it print a bare "KeyboardInterrupt" line and a timestamp first.
+    stopping = gevent.event.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, stopping.set)
     try:
-        gevent.wait()
-    except KeyboardInterrupt:
-        pass
+        stopping.wait()
     finally:
         runtime.stop()
         server.stop(timeout=2)

@@ -51,8 +51,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, sqlite
 
-from c2c.calls.settlement import QUEUED_RECHECK_SECONDS
-from c2c.calls.states import CallState
+from c2c.domain.states import CallState
+from c2c.domain.timing import QUEUED_RECHECK_SECONDS
 from c2c.errors import RequestRejected, StoreError
 from c2c.store import schema
 from c2c.store.db import Database

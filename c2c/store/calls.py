@@ -14,8 +14,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, Update, and_, bindparam, case, func, insert, or_, select, update
 
-from c2c.calls.callback_url import build_callback_url
-from c2c.calls.states import IN_FLIGHT, CallState
+from c2c.domain.callback_url import build_callback_url
+from c2c.domain.states import IN_FLIGHT, CallState
 from c2c.store import ledger, schema
 from c2c.store.db import Database
 
@@ -68,7 +68,7 @@ class Outcome(Protocol):
     def minutes(self) -> int: ...  # billed minutes (capped at the call's max_minutes here too)
 
     @property
-    def reason(self) -> int | None: ...  # c2c.calls.states.Reason; ignored when answered
+    def reason(self) -> int | None: ...  # c2c.domain.states.Reason; ignored when answered
 
     @property
     def billsec(self) -> int | None: ...  # seconds connected, as measured

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from c2c.calls.states import CallState
+from c2c.domain.states import CallState
 from c2c.store import Store, schema
 from c2c.store.db import Database
 from c2c.store.ledger import LedgerKind

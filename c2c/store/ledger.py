@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from c2c.calls.states import IN_FLIGHT
+from c2c.domain.states import IN_FLIGHT
 from c2c.store import schema
 from c2c.store.db import Database
 

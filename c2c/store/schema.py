@@ -2,7 +2,7 @@
 
 Times are Unix seconds as DOUBLE (portable, no time-zone games). Phone numbers in E.164 are kept as
 BIGINT digits without the '+' (15 digits fit; the DNC list holds millions, so the key stays small).
-States and reasons are short strings/ints; see c2c.calls.states.
+States and reasons are short strings/ints; see c2c.domain.states.
 """
 
 from __future__ import annotations
