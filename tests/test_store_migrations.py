@@ -86,8 +86,23 @@ def test_version_two_drops_the_calls_foreign_key_of_an_older_mysql_database(mysq
                                  "(account_id) REFERENCES accounts (id)")
             conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
         assert inspect(engine).get_foreign_keys("calls")
-        assert migrations.upgrade(engine) == [2]
+        assert migrations.upgrade(engine) == [2, 3]  # 3 finds its changes made and passes
         assert inspect(engine).get_foreign_keys("calls") == []
         assert migrations.check_current(engine)
     finally:
         engine.dispose()
+
+
+def test_version_three_adds_own_numbers_and_confirm_to_a_version_two_database(engine):
+    migrations.upgrade(engine)
+    with engine.begin() as conn:  # back to what version 2 made
+        conn.exec_driver_sql("DROP TABLE account_numbers")
+        conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN confirm")
+        conn.exec_driver_sql("ALTER TABLE accounts DROP COLUMN confirm")
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 2))
+    assert migrations.upgrade(engine) == [3]
+    inspector = inspect(engine)
+    assert "account_numbers" in inspector.get_table_names()
+    assert "confirm" in {c["name"] for c in inspector.get_columns("calls")}
+    assert "confirm" in {c["name"] for c in inspector.get_columns("accounts")}
+    assert migrations.check_current(engine)

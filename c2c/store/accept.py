@@ -93,6 +93,9 @@ class NewCall:
     job_uuid: str  # the bgapi Job-UUID
     caller_uuid: str  # the A leg's channel UUID
     callee_uuid: str  # the B leg's channel UUID
+    confirm: bool = False  # the caller must press 1 before the callee is dialed
+    # E.164 digits of this call's numbers that are the account's own: no flood stamp for them.
+    flood_exempt: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)

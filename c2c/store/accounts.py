@@ -44,6 +44,8 @@ class Account:
     credits: int  # minutes
     reserved: int  # minutes held by calls in flight
     webhook_secret: str = field(repr=False)  # signs callbacks; never logged
+    confirm: bool | None = None  # press 1 to connect: None follows C2C_CONFIRM
+    own_numbers: frozenset[int] = frozenset()  # E.164 digits of the account's own numbers
 
     @property
     def available(self) -> int:

@@ -66,9 +66,28 @@ def _drop_calls_account_foreign_key(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE calls DROP FOREIGN KEY `{key['name']}`"))
 
 
+def add_column_if_missing(conn: Connection, table: str, column: str, ddl_type: str) -> None:
+    """ALTER TABLE ... ADD COLUMN, unless it is there already (a step re-run after a crash
+    between its DDL and its version row, which MySQL cannot roll back)."""
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl_type} NULL"))
+
+
+def create_table_if_missing(conn: Connection, table: str) -> None:
+    if not inspect(conn).has_table(table):
+        schema.metadata.tables[table].create(conn)
+
+
+def _own_numbers_and_confirm(conn: Connection) -> None:
+    create_table_if_missing(conn, "account_numbers")
+    add_column_if_missing(conn, "accounts", "confirm", "BOOLEAN")
+    add_column_if_missing(conn, "calls", "confirm", "VARCHAR(12)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and the default coverage", _initial),
     Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
+    Migration(3, "accounts' own numbers; press 1 to connect", _own_numbers_and_confirm),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -53,6 +53,20 @@ accounts = Table(
     Column("reserved", Integer, nullable=False, default=0),  # minutes held by running calls
     Column("webhook_secret", String(64), nullable=False),
     Column("created_at", Time, nullable=False),
+    # Press 1 to connect for this key's calls: NULL follows C2C_CONFIRM, else on/off.
+    Column("confirm", Boolean, nullable=True),
+    **MYSQL,
+)
+
+# The account's own numbers (its sales lines), E.164 digits: exempt from flood protection in that
+# account's requests, and with C2C_CALLER_ID_POLICY=own the only caller IDs it may send.
+account_numbers = Table(
+    "account_numbers",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True,
+           autoincrement=False),
+    Column("number", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", Time, nullable=False),
     **MYSQL,
 )
 
@@ -141,6 +155,9 @@ calls = Table(
     # From the caller leg's originate_disposition / last_bridge_hangup_cause: the callee's fate
     # when its channel never existed (no events of its own).
     Column("callee_fate", String(64), nullable=True),
+    # Press 1 to connect: NULL when not asked; 'required' from the accept; 'confirmed' once the
+    # caller pressed the key (the callee was dialed); 'unconfirmed' when the caller never did.
+    Column("confirm", String(12), nullable=True),
     # When the caller is gone but the callee's end has not been seen: look again at this time.
     Column("recheck_at", Time, nullable=True),
     Column("created_at", Time, nullable=False),
