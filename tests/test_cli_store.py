@@ -64,9 +64,9 @@ def store(db_url, upgraded):
 
 def test_db_upgrade_and_status(cli):
     status, out, _ = cli("db", "status")
-    assert (status, out) == (1, "schema version 0, this c2c expects 2\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 2 (applied 1, 2)\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema already at version 2\n")
+    assert (status, out) == (1, "schema version 0, this c2c expects 3\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 3 (applied 1, 2, 3)\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema already at version 3\n")
     assert cli("db", "status")[0] == 0
 
 
@@ -97,6 +97,8 @@ def test_keys_create_list_toggle_credit(upgraded, store):
         "enabled": True,
         "credits": 100,
         "reserved": 0,
+        "confirm": "default",
+        "own_numbers": 0,
     }
     assert created["api_key"] not in out and created["webhook_secret"] not in out
     assert "sha256" not in out
@@ -317,3 +319,129 @@ def test_as_a_process_errors_are_one_line_without_traceback(db_url, tmp_path):
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("c2c: database error:")
     assert unreachable.stderr.count("\n") == 1 and "Traceback" not in unreachable.stderr
+
+
+# -- own numbers and per-key settings, through `c2c` itself (c2c.cli.main.main) on both stores --
+
+
+@pytest.fixture
+def c2c(store_url, monkeypatch, capsys):
+    """c2c("numbers", "list", "1") -> (exit status, stdout, stderr), as the `c2c` command runs,
+    on a fresh upgraded database of each backend."""
+    from c2c.cli.main import main
+
+    monkeypatch.setenv("C2C_DATABASE_URL", store_url)
+    monkeypatch.setenv("C2C_LOG_LEVEL", "WARNING")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            status = main(list(argv))
+        except SystemExit as exc:  # argparse: bad arguments
+            status = exc.code
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    assert run("db", "upgrade")[0] == 0
+    return run
+
+
+@pytest.fixture
+def shop(c2c):
+    status, out, _ = c2c("keys", "create", "--name", "Shop", "--credits", "5", "--json")
+    assert status == 0
+    return json.loads(out)
+
+
+def test_numbers_add_list_remove(c2c, shop):
+    key, ident = shop["api_key"], str(shop["id"])
+    assert c2c("numbers", "add", key, "+15552104427") == (
+        0, f"account {ident} (Shop): +15552104427 added (1 own number)\n", "")
+    assert c2c("numbers", "add", ident, "+442071234567")[:2] == (
+        0, f"account {ident} (Shop): +442071234567 added (2 own numbers)\n")
+    assert c2c("numbers", "add", ident, "+15552104427")[:2] == (
+        0, f"account {ident} (Shop): +15552104427 is already one of its own numbers; "
+        "nothing changed\n")
+
+    status, out, _ = c2c("numbers", "list", key, "--json")
+    assert status == 0
+    listed = json.loads(out)
+    assert (listed["account_id"], listed["name"]) == (shop["id"], "Shop")
+    assert [n["number"] for n in listed["numbers"]] == ["+15552104427", "+442071234567"]
+    assert all(n["added_at"].endswith("Z") for n in listed["numbers"])
+    status, out, _ = c2c("numbers", "list", ident)
+    assert status == 0 and out.startswith(f"account {ident} (Shop): 2 own numbers\n")
+    assert "  +15552104427  " in out and "  +442071234567  " in out
+
+    assert c2c("numbers", "remove", ident, "+15552104427")[:2] == (
+        0, f"account {ident} (Shop): +15552104427 removed (1 own number left)\n")
+    assert c2c("numbers", "remove", ident, "+15552104427") == (
+        1, "", f"c2c: +15552104427 is not one of account {ident} (Shop)'s own numbers\n")
+    assert c2c("numbers", "remove", ident, "+442071234567")[0] == 0
+    assert c2c("numbers", "list", ident)[:2] == (0, f"account {ident} (Shop): 0 own numbers\n")
+    assert json.loads(c2c("numbers", "list", ident, "--json")[1])["numbers"] == []
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        ("15552104427", "write it as '+'"),  # no '+': 55 would be Brazil
+        ("+1 555 210 4427", "write it as '+'"),
+        ("+1555210442", "exactly 10 digits"),
+        ("+4420", "national number must be 4-14"),
+        ("+44207123456789012", "national number must be 4-14"),
+        ("+99912345678", "no country code known"),
+        ("+٥٥٥٢١٠٤٤٢٧", "write it as '+'"),  # Arabic-Indic digits
+        ("+", "write it as '+'"),
+        ("", "write it as '+'"),
+    ],
+)
+def test_numbers_refuse_a_bad_number_in_one_line(c2c, shop, number, why):
+    for action in ("add", "remove"):
+        status, out, err = c2c("numbers", action, str(shop["id"]), number)
+        assert (status, out) == (2, "")
+        assert f"{number!r} is not an E.164 number: " in err and why in err
+        assert err.count("\n") == 2 and "Traceback" not in err  # argparse's usage, then why
+    assert json.loads(c2c("keys", "list", "--json")[1])[0]["own_numbers"] == 0
+
+
+def test_numbers_for_an_unknown_key(c2c, shop):
+    for argv in (("add", "nope", "+15552104427"), ("remove", "4242", "+15552104427"),
+                 ("list", "nope"), ("list", "nope", "--json")):
+        assert c2c("numbers", *argv) == (1, "", "c2c: no such account\n")
+
+
+def test_keys_set_confirm_and_the_list_shows_it(c2c, shop, store_url):
+    key, ident = shop["api_key"], str(shop["id"])
+    assert c2c("keys", "set", key, "--confirm", "on") == (
+        0, f"account {ident} (Shop): confirm on\n", "")
+    assert c2c("numbers", "add", ident, "+15552104427")[0] == 0
+    status, out, _ = c2c("keys", "list", "--json")
+    assert status == 0
+    assert {k: json.loads(out)[0][k] for k in ("confirm", "own_numbers")} == {
+        "confirm": "on", "own_numbers": 1}
+    status, out, _ = c2c("keys", "list")
+    header, row = out.splitlines()
+    assert header.split() == ["id", "enabled", "credits", "reserved", "confirm", "numbers", "name"]
+    assert row.split() == [ident, "yes", "5", "0", "on", "1", "Shop"]
+
+    assert c2c("keys", "set", ident, "--confirm", "off")[:2] == (
+        0, f"account {ident} (Shop): confirm off\n")
+    assert c2c("keys", "set", ident, "--confirm", "default")[:2] == (
+        0, f"account {ident} (Shop): confirm default (follows C2C_CONFIRM)\n")
+    store = Store.from_url(store_url)
+    try:
+        account = store.accounts.find_by_key(key)
+        assert (account.confirm, account.own_numbers) == (None, {15552104427})
+        store.accounts.set_confirm(account.id, False)
+    finally:
+        store.dispose()
+    assert json.loads(c2c("keys", "list", "--json")[1])[0]["confirm"] == "off"
+
+
+def test_keys_set_errors(c2c, shop):
+    status, out, err = c2c("keys", "set", str(shop["id"]))
+    assert (status, out) == (2, "") and "say what to set: --confirm on|off|default" in err
+    status, _, err = c2c("keys", "set", str(shop["id"]), "--confirm", "yes")
+    assert status == 2 and "invalid choice: 'yes'" in err and "Traceback" not in err
+    assert c2c("keys", "set", "nope", "--confirm", "on") == (1, "", "c2c: no such account\n")
+    assert c2c("keys", "set")[0] == 2

@@ -3,6 +3,7 @@ that a rejected request leaves nothing behind, also under concurrency."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from c2c.domain.states import CallState
 from c2c.errors import RequestRejected
@@ -455,3 +456,197 @@ def test_a_group_with_the_same_moment_still_floods_a_repeated_number(store, make
     assert not isinstance(results[0], RequestRejected)
     assert isinstance(results[1], RequestRejected) and results[1].code == 6
     assert flood_numbers(store) == {15550000001, 15550000002}
+
+
+# -- an account's own numbers: exempt from flood protection in its own requests ---------------
+
+SALES = "15557770000"  # the account's own number (its sales line)
+
+
+def own_numbers_applied(store, call):
+    """The call as the API builds it: flood_exempt from the account's own numbers (all of them:
+    numbers the call does not use change nothing)."""
+    account = store.accounts.find(call.account_id)
+    return dataclasses.replace(call, flood_exempt=account.own_numbers)
+
+
+def accept_as_api(store, call, now=NOW, **overrides):
+    return accept(store, own_numbers_applied(store, call), now=now, **overrides)
+
+
+def flood_codes(store, calls, now=NOW):
+    """Accept each call at now, now + 1, ...: the reserved minutes, or the rejection's code."""
+    outcomes = []
+    for i, call in enumerate(calls):
+        try:
+            outcomes.append(accept_as_api(store, call, now=now + i).max_minutes)
+        except RequestRejected as exc:
+            outcomes.append(exc.code)
+    return outcomes
+
+
+@pytest.fixture
+def business(store):
+    account = store.accounts.create("shop", 500)
+    store.own_numbers.add(account.id, int(SALES))
+    store.own_numbers.add(account.id, 15557770001)
+    return account
+
+
+def test_visitors_calling_the_own_number_within_the_window_are_all_accepted(
+    store, make_call, business
+):
+    calls = [make_call(business.id, f"1555000000{i}", SALES, max_duration=1) for i in range(3)]
+    assert flood_codes(store, calls) == [1, 1, 1]
+    # The visitors' numbers are stamped; the sales line is not.
+    assert flood_numbers(store) == {15550000000, 15550000001, 15550000002}
+
+
+def test_the_own_number_is_exempt_as_caller_too(store, make_call, business):
+    calls = [make_call(business.id, SALES, f"1555000000{i}", max_duration=1) for i in range(2)]
+    assert flood_codes(store, calls) == [1, 1]
+    assert flood_numbers(store) == {15550000000, 15550000001}
+
+
+def test_the_other_number_of_the_pair_is_still_flood_checked(store, make_call, business):
+    calls = [
+        make_call(business.id, "15550000001", SALES, max_duration=1),
+        make_call(business.id, "15550000001", SALES, max_duration=1),  # the visitor again: 6
+        make_call(business.id, SALES, "15550000001", max_duration=1),  # the other way round: 6
+        make_call(business.id, "15550000002", "15550000003", max_duration=1),
+        make_call(business.id, "15550000003", SALES, max_duration=1),  # 3 just used: 6
+    ]
+    assert flood_codes(store, calls) == [1, 6, 6, 1, 6]
+    assert flood_numbers(store) == {15550000001, 15550000002, 15550000003}
+    # The window passes for the visitor as usual.
+    call = make_call(business.id, "15550000001", SALES, max_duration=1)
+    assert accept_as_api(store, call, now=NOW + 60).max_minutes == 1
+
+
+def test_a_call_between_two_own_numbers_skips_the_flood_stamps(store, make_call, business):
+    calls = [make_call(business.id, SALES, "15557770001", max_duration=1) for _ in range(3)]
+    assert flood_codes(store, calls) == [1, 1, 1]
+    assert flood_numbers(store) == set()
+    assert table_count(store, schema.calls) == 3
+
+
+def test_another_account_s_requests_to_that_number_are_still_flood_checked(
+    store, make_call, business
+):
+    other = store.accounts.create("someone else", 500)
+    accept_as_api(store, make_call(business.id, "15550000001", SALES, max_duration=1))
+    # The business's call left no stamp on its line: the other account's first call passes...
+    accept_as_api(store, make_call(other.id, "15550000002", SALES, max_duration=1), now=NOW + 1)
+    assert flood_numbers(store) == {15550000001, 15550000002, int(SALES)}
+    # ...and stamps it, so its second within the window is refused, the number being not its own.
+    with pytest.raises(RequestRejected) as rejected:
+        accept_as_api(store, make_call(other.id, "15550000003", SALES), now=NOW + 2)
+    assert rejected.value.code == 6
+    # The business still calls its line, and leaves the other account's stamp as it was.
+    accept_as_api(store, make_call(business.id, "15550000004", SALES, max_duration=1), now=NOW + 3)
+    with store.engine.connect() as conn:
+        stamp = conn.execute(
+            select(schema.flood.c.stamped_at).where(schema.flood.c.number == int(SALES))
+        ).scalar()
+    assert stamp == NOW + 1
+
+
+def test_the_do_not_call_list_still_applies_to_an_own_number(store, make_call, business):
+    store.dnc.add([int(SALES)])
+    for caller, callee in ((SALES, "15550000001"), ("15550000001", SALES), (SALES, "15557770001")):
+        with pytest.raises(RequestRejected) as rejected:
+            accept_as_api(store, make_call(business.id, caller, callee))
+        assert rejected.value.code == 3
+    assert_nothing_left(store, business.id)
+
+
+def test_a_rejected_call_with_an_own_number_leaves_nothing(store, make_call, business):
+    store.accounts.add_credits(business.id, -500)
+    with pytest.raises(RequestRejected) as rejected:
+        accept_as_api(store, make_call(business.id, "15550000001", SALES))
+    assert rejected.value.code == 2
+    assert_nothing_left(store, business.id)
+
+
+def test_a_removed_own_number_is_flood_checked_again(store, make_call, business):
+    accept_as_api(store, make_call(business.id, "15550000001", SALES, max_duration=1))
+    store.own_numbers.remove(business.id, int(SALES))
+    accept_as_api(store, make_call(business.id, "15550000002", SALES, max_duration=1), now=NOW + 1)
+    with pytest.raises(RequestRejected) as rejected:
+        accept_as_api(store, make_call(business.id, "15550000003", SALES), now=NOW + 2)
+    assert rejected.value.code == 6
+
+
+def test_cancel_of_a_call_with_an_own_number_leaves_other_stamps_on_it(
+    store, make_call, business
+):
+    other = store.accounts.create("someone else", 500)
+    accept_as_api(store, make_call(other.id, "15550000009", SALES, max_duration=1))
+    call = own_numbers_applied(store, make_call(business.id, "15550000001", SALES, max_duration=2))
+    accept(store, call, now=NOW + 1)
+    assert store.cancel_call(call.id) is True
+    assert_nothing_left(store, business.id, calls=1, flood={15550000009, int(SALES)})
+    assert store.accounts.find(other.id).reserved == 1
+
+
+def test_a_group_of_accepts_exempts_own_numbers_call_by_call(store, make_call, business):
+    calls = [
+        make_call(business.id, "15550000001", SALES, max_duration=1),
+        make_call(business.id, "15550000002", SALES, max_duration=1),
+        make_call(business.id, "15550000002", "15557770001", max_duration=1),  # 6: 2 just used
+        make_call(business.id, SALES, "15557770001", max_duration=1),
+    ]
+    results = store.accept_calls(
+        business.id,
+        [(own_numbers_applied(store, c), NOW) for c in calls],
+        **ACCEPT_DEFAULTS,
+    )
+    codes = [r.code if isinstance(r, RequestRejected) else r.max_minutes for r in results]
+    assert codes == [1, 1, 6, 1]
+    assert_nothing_left(store, business.id, reserved=3, calls=3,
+                        flood={15550000001, 15550000002})
+
+
+def test_the_exemption_costs_no_round_trip_and_both_own_saves_one(store, make_call, business):
+    """What the accept says to the database (bench/ counts the same on the wire): one own
+    number leaves the statements as they were; two skip the flood upsert."""
+    calls = [
+        own_numbers_applied(store, make_call(business.id, caller, callee, max_duration=1))
+        for caller, callee in (("15550000001", "15550000002"), ("15550000003", SALES),
+                               (SALES, "15557770001"))
+    ]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    shapes = []
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for i, call in enumerate(calls):
+            statements.clear()
+            accept(store, call, now=NOW + i)
+            shapes.append([s for s in statements if s != "BEGIN"])  # SQLite's BEGIN IMMEDIATE
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    plain, one_own, both_own = shapes
+    assert plain == ["INSERT", "SELECT", "INSERT", "UPDATE"]  # flood upsert, checks, call, reserve
+    assert one_own == plain
+    assert both_own == ["SELECT", "INSERT", "UPDATE"]
+
+
+# -- press 1 to connect --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("confirm", "stored"), [(True, "required"), (False, None)])
+def test_the_call_row_says_whether_the_caller_must_press_1(store, make_call, confirm, stored):
+    account = store.accounts.create("acme", 10)
+    call = dataclasses.replace(make_call(account.id, max_duration=1), confirm=confirm)
+    accept(store, call)
+    assert store.calls.get(call.id)["confirm"] == stored
+    grouped = [dataclasses.replace(
+        make_call(account.id, f"1555000000{i}", f"1555000001{i}", max_duration=1),
+        confirm=confirm) for i in range(2)]
+    results = store.accept_calls(account.id, [(c, NOW + 1) for c in grouped], **ACCEPT_DEFAULTS)
+    assert [r.id for r in results] == [c.id for c in grouped]
+    assert [store.calls.get(c.id)["confirm"] for c in grouped] == [stored, stored]

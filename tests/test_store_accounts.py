@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from sqlalchemy import select
 
 from c2c.store import schema
@@ -97,3 +98,24 @@ def test_ledger_check_finds_a_balance_changed_behind_its_back(store):
 
 def test_hash_is_sha256_hex():
     assert hash_api_key("k") == hashlib.sha256(b"k").hexdigest()
+
+
+@pytest.mark.parametrize("confirm", [True, False, None])
+def test_set_confirm(store, confirm):
+    account = store.accounts.create("shop")
+    store.own_numbers.add(account.id, 15557770000)
+    changed = store.accounts.set_confirm(account.api_key, confirm)
+    assert changed.confirm is confirm and changed.own_numbers == {15557770000}
+    assert store.accounts.find(account.id).confirm is confirm
+    assert store.accounts.find_by_key(account.api_key).confirm is confirm
+    assert store.accounts.set_confirm("no-such-key", True) is None
+
+
+def test_changing_an_account_keeps_what_it_carries(store):
+    account = store.accounts.create("shop", 5)
+    store.own_numbers.add(account.id, 15557770000)
+    store.accounts.set_confirm(account.id, False)
+    disabled = store.accounts.set_enabled(account.id, False)
+    credited = store.accounts.add_credits(account.id, 3)
+    for changed in (disabled, credited):
+        assert (changed.confirm, changed.own_numbers) == (False, {15557770000})

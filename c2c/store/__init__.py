@@ -3,6 +3,7 @@
 ``Store(engine)`` is the facade the rest of c2c uses; each concern has its own module and object:
 
 - ``store.accounts`` (accounts.py): keys, enablement, credits;
+- ``store.own_numbers`` (own_numbers.py): an account's own numbers (exempt from its flood checks);
 - ``store.ledger`` (ledger.py): credit history and consistency checks;
 - ``store.dnc`` (dnc.py): the Do-Not-Call list and its bulk import;
 - ``store.coverage`` (coverage.py): supported countries and areas, cached briefly;
@@ -41,6 +42,7 @@ from c2c.store.dnc import Dnc, DncImportResult
 from c2c.store.engine import make_engine
 from c2c.store.leases import Lease, Leases
 from c2c.store.ledger import Ledger, LedgerProblem
+from c2c.store.own_numbers import OwnNumbers
 
 __all__ = [
     "Account",
@@ -65,6 +67,7 @@ class Store:
         self.engine = engine
         self._db = Database(engine)
         self.accounts = Accounts(self._db)
+        self.own_numbers = OwnNumbers(self._db)
         self.ledger = Ledger(self._db)
         self.dnc = Dnc(self._db)
         self.coverage = Coverage(self._db, cache_seconds=coverage_cache_seconds)

@@ -6,12 +6,14 @@ a phone number's flood window), so it is one transaction, of five round trips (b
 them), that holds the account's row, which every accept and settle of the account wants, for
 its last two only:
 
-1. the flood stamps of both distinct E.164 numbers in one upsert, in ascending order so two
+1. the flood stamps of the call's distinct E.164 numbers in one upsert, in ascending order so two
    transactions never wait on each other in a cycle: a new number gets our stamp, a stamp older
    than the window is renewed to ours, a younger one is left alone. The upsert locks the rows
-   (an accept racing ours for a number waits here until ours ends);
-2. one SELECT of the account row that also reads whether either number is on the Do-Not-Call
-   list and how many flood rows now carry our stamp. From it the codes are decided in
+   (an accept racing ours for a number waits here until ours ends). The account's own numbers
+   (``call.flood_exempt``) are left out: in its requests they are neither stamped nor checked
+   (DESIGN.md section 2), and a call with no other number skips this step;
+2. one SELECT of the account row that also reads whether either number (own or not) is on the
+   Do-Not-Call list and how many flood rows now carry our stamp. From it the codes are decided in
    DESIGN.md's order: 1 (gone), 5 (disabled), 3 (listed), 2 (no available minute), 6 (a
    number's stamp is not ours: used within the window). Any of them rolls the whole transaction
    back, stamps included;
@@ -51,6 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, sqlite
 
+from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import CallState
 from c2c.domain.timing import QUEUED_RECHECK_SECONDS
 from c2c.errors import RequestRejected, StoreError
@@ -217,12 +220,16 @@ def _accept_one(
     """Steps 1-3 of the module doc for one call; ``taken``: minutes already reserved by calls
     before it in the same transaction (not yet written to the account's row)."""
     numbers = sorted({call.caller.e164_int, call.callee.e164_int})  # sorted: one lock order
-    numbered = {f"n{i}": number for i, number in enumerate(numbers)}
-    if flood_seconds > 0:
-        conn.execute(_flood_upsert(is_mysql, len(numbers)),
-                     {**numbered, "now": now, "cutoff": now - flood_seconds})
+    # DNC checks every number; flood only those not the account's own.
+    flooded = [n for n in numbers if n not in call.flood_exempt] if flood_seconds > 0 else []
+    listed = {f"n{i}": number for i, number in enumerate(numbers)}
+    stamped = {f"f{i}": number for i, number in enumerate(flooded)}
+    if flooded:
+        conn.execute(_flood_upsert(is_mysql, len(flooded)),
+                     {**stamped, "now": now, "cutoff": now - flood_seconds})
     checks = conn.execute(
-        _checks(len(numbers), lock), {**numbered, "account_id": call.account_id, "now": now}
+        _checks(len(numbers), len(flooded), lock),
+        {**listed, **stamped, "now": now, "account_id": call.account_id},
     ).first()
     if checks is None:
         raise RequestRejected(1, "invalid api_key")
@@ -233,7 +240,7 @@ def _accept_one(
     available = checks.credits - checks.reserved - taken
     if available < 1:
         raise RequestRejected(2, "no call credits")
-    if flood_seconds > 0 and checks.stamped != len(numbers):
+    if flooded and checks.stamped != len(flooded):
         raise RequestRejected(
             6, "flood protection: this phone number was used less than a minute ago"
         )
@@ -249,7 +256,8 @@ class _BalanceMoved(Exception):
 
 
 # The statements of the accept, built once (building one costs more CPU than its round trip):
-# values arrive as bound parameters; a shape per count of distinct numbers (1 or 2).
+# values arrive as bound parameters; a shape per count of distinct numbers (1 or 2) and of those
+# flood-checked (0 to 2: the account's own are not).
 _a = schema.accounts
 # The account's row is locked here, by the transaction's last statement before its COMMIT: the
 # guard re-checks what the read decided on, now under the lock.
@@ -267,10 +275,10 @@ _INSERT_CALL = insert(schema.calls)
 
 @functools.cache
 def _flood_upsert(is_mysql: bool, count: int) -> Executable:
-    """Stamp numbers n0.. with ``now`` unless one holds a stamp younger than ``cutoff``."""
+    """Stamp numbers f0.. with ``now`` unless one holds a stamp younger than ``cutoff``."""
     f = schema.flood
     rows: list[dict[str, Any]] = [
-        {"number": bindparam(f"n{i}"), "stamped_at": bindparam("now")} for i in range(count)
+        {"number": bindparam(f"f{i}"), "stamped_at": bindparam("now")} for i in range(count)
     ]
     cutoff = bindparam("cutoff", type_=f.c.stamped_at.type)
     if is_mysql:
@@ -286,22 +294,25 @@ def _flood_upsert(is_mysql: bool, count: int) -> Executable:
 
 
 @functools.cache
-def _checks(count: int, locking: bool) -> Select[Any]:
-    """The account row with the DNC and flood answers for numbers n0.. read beside it. Read
-    without a lock (the reservation's guarded UPDATE settles a race), or, after repeated races,
-    with one: SELECT ... FOR UPDATE (its subqueries do not lock: a locking clause applies to the
-    outer table only)."""
+def _checks(count: int, flooded: int, locking: bool) -> Select[Any]:
+    """The account row with the DNC answer for numbers n0.. and the flood answer for f0.. (none
+    when ``flooded`` is 0) read beside it. Read without a lock (the reservation's guarded UPDATE
+    settles a race), or, after repeated races, with one: SELECT ... FOR UPDATE (its subqueries
+    do not lock: a locking clause applies to the outer table only)."""
     a, f, d = schema.accounts, schema.flood, schema.dnc
     numbers: list[Any] = [bindparam(f"n{i}") for i in range(count)]
-    listed = exists().where(d.c.number.in_(numbers))
-    stamped = (
-        select(func.count())
-        .select_from(f)
-        .where(f.c.number.in_(numbers), f.c.stamped_at == bindparam("now"))
-        .scalar_subquery()
-    )
-    query = select(a.c.enabled, a.c.credits, a.c.reserved, listed.label("listed"),
-                   stamped.label("stamped")).where(a.c.id == bindparam("account_id"))
+    columns: list[Any] = [a.c.enabled, a.c.credits, a.c.reserved,
+                          exists().where(d.c.number.in_(numbers)).label("listed")]
+    if flooded:
+        stamped = (
+            select(func.count())
+            .select_from(f)
+            .where(f.c.number.in_([bindparam(f"f{i}") for i in range(flooded)]),
+                   f.c.stamped_at == bindparam("now"))
+            .scalar_subquery()
+        )
+        columns.append(stamped.label("stamped"))
+    query = select(*columns).where(a.c.id == bindparam("account_id"))
     return query.with_for_update() if locking else query
 
 
@@ -322,6 +333,7 @@ def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> di
         "job_uuid": call.job_uuid,
         "caller_uuid": call.caller_uuid,
         "callee_uuid": call.callee_uuid,
+        "confirm": Confirmation.REQUIRED.value if call.confirm else None,
         "created_at": now,
         "deadline_at": deadline_at,
         # If no event has moved the call by then, the listener looks for it on the switch.
@@ -358,7 +370,9 @@ def cancel_call(db: Database, call_id: str) -> bool:
         ).rowcount
         if not deleted:
             return False
-        # Its flood stamps before its account: the order an accept locks them in.
+        # Its flood stamps before its account: the order an accept locks them in. A stamp is the
+        # call's when it bears its created_at (stamps are unique per accept); an own number it
+        # did not stamp (flood_exempt) bears another call's time, if any, and is left alone.
         numbers = sorted(
             {
                 int(call.caller_country_code + call.caller_number),

@@ -4,6 +4,9 @@ Credits are minutes and never drop below 0: removing more than an account has le
 the ledger row says what was actually removed. ``reserved`` (minutes held by running calls) is
 separate and only moved by accepting and settling calls, so removing credits may leave
 credits < reserved; that only means no new call is accepted until enough calls have ended.
+
+An Account as read carries its settings (``confirm``) and its own numbers (own_numbers.py
+changes them), so the API's account cache has in one lookup all a request needs of it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, insert, or_, select, update
 
 from c2c.store import ledger, schema
 from c2c.store.db import Database
@@ -63,7 +67,7 @@ class CreatedAccount(NamedTuple):
         return f"CreatedAccount(id={self.id})"
 
 
-def account_from_row(row: Any) -> Account:
+def account_from_row(row: Any, own_numbers: Iterable[int] = ()) -> Account:
     return Account(
         id=int(row.id),
         name=row.name,
@@ -71,7 +75,25 @@ def account_from_row(row: Any) -> Account:
         credits=int(row.credits),
         reserved=int(row.reserved),
         webhook_secret=row.webhook_secret,
+        confirm=None if row.confirm is None else bool(row.confirm),
+        own_numbers=frozenset(int(n) for n in own_numbers),
     )
+
+
+def accounts_from_joined_rows(rows: Iterable[Any]) -> list[Account]:
+    """Fold rows of _with_numbers (an account's columns once per own number, or once with
+    number NULL) into accounts, in the order they first appear."""
+    found: dict[int, tuple[Any, list[int]]] = {}
+    for row in rows:
+        _, numbers = found.setdefault(int(row.id), (row, []))
+        if row.number is not None:
+            numbers.append(row.number)
+    return [account_from_row(row, numbers) for row, numbers in found.values()]
+
+
+def own_numbers_of(conn: Connection, account_id: int) -> list[int]:
+    n = schema.account_numbers
+    return list(conn.execute(select(n.c.number).where(n.c.account_id == account_id)).scalars())
 
 
 def key_or_id_clause(key_or_id: str | int) -> ColumnElement[bool]:
@@ -92,7 +114,21 @@ _COLUMNS = (
     schema.accounts.c.credits,
     schema.accounts.c.reserved,
     schema.accounts.c.webhook_secret,
+    schema.accounts.c.confirm,
 )
+
+
+def _with_numbers(where: ColumnElement[bool] | None = None) -> Select[Any]:
+    """Accounts (matching ``where``) with their own numbers beside them, in one query: the
+    account cache's lookup stays one round trip (the key's unique index, then a primary-key
+    range of account_numbers)."""
+    a, n = schema.accounts, schema.account_numbers
+    query = select(*_COLUMNS, n.c.number).select_from(a.outerjoin(n, n.c.account_id == a.c.id))
+    return (query if where is None else query.where(where)).order_by(a.c.id)
+
+
+# Built once: find_by_key is what the API calls for a key its account cache does not hold.
+_BY_KEY = _with_numbers(schema.accounts.c.api_key_sha256 == bindparam("key_sha256"))
 
 
 class Accounts:
@@ -131,34 +167,50 @@ class Accounts:
         return CreatedAccount(int(account_id), api_key, webhook_secret)
 
     def find_by_key(self, api_key: str) -> Account | None:
-        """The account whose api_key this is (the request path: one indexed lookup)."""
-        t = schema.accounts
+        """The account whose api_key this is, with its own numbers (the request path, behind the
+        account cache: one query, by the unique index on the key's hash)."""
         with self._db.read() as conn:
-            row = conn.execute(
-                select(*_COLUMNS).where(t.c.api_key_sha256 == hash_api_key(api_key))
-            ).first()
-        return account_from_row(row) if row else None
+            accounts = accounts_from_joined_rows(
+                conn.execute(_BY_KEY, {"key_sha256": hash_api_key(api_key)}))
+        return accounts[0] if accounts else None
 
     def find(self, key_or_id: str | int) -> Account | None:
         """By numeric id or api_key (for the CLI)."""
         with self._db.read() as conn:
-            return self._find(conn, key_or_id)
+            accounts = accounts_from_joined_rows(
+                conn.execute(_with_numbers(key_or_id_clause(key_or_id))))
+        return accounts[0] if accounts else None
 
     def list(self) -> list[Account]:
         with self._db.read() as conn:
-            rows = conn.execute(select(*_COLUMNS).order_by(schema.accounts.c.id)).all()
-        return [account_from_row(row) for row in rows]
+            return accounts_from_joined_rows(conn.execute(_with_numbers()))
 
     def set_enabled(self, key_or_id: str | int, enabled: bool) -> Account | None:
         """Enable or disable; returns the account as it now is, None if there is none."""
+        account = self._set(key_or_id, enabled=enabled)
+        if account is not None:
+            log.info("account %d %s", account.id, "enabled" if enabled else "disabled")
+        return account
+
+    def set_confirm(self, key_or_id: str | int, confirm: bool | None) -> Account | None:
+        """Press 1 to connect for this account's calls: on (True), off (False), or None to
+        follow the operator's C2C_CONFIRM. Returns the account as it now is, None if there is
+        none. (The API's account cache sees it within C2C_ACCOUNT_CACHE_SECONDS.)"""
+        account = self._set(key_or_id, confirm=confirm)
+        if account is not None:
+            log.info("account %d confirm %s", account.id,
+                     "default" if confirm is None else "on" if confirm else "off")
+        return account
+
+    def _set(self, key_or_id: str | int, **values: Any) -> Account | None:
+        """Set columns of one account; the account after the change, None if there is none."""
         t = schema.accounts
         with self._db.write() as conn:
-            account = self._find(conn, key_or_id, lock=True)
+            account = self.find_in(conn, key_or_id, lock=True)
             if account is None:
                 return None
-            conn.execute(update(t).where(t.c.id == account.id).values(enabled=enabled))
-        log.info("account %d %s", account.id, "enabled" if enabled else "disabled")
-        return dataclasses.replace(account, enabled=enabled)
+            conn.execute(update(t).where(t.c.id == account.id).values(**values))
+        return dataclasses.replace(account, **values)
 
     def add_credits(
         self,
@@ -175,7 +227,7 @@ class Accounts:
         now = time.time() if now is None else now
         t = schema.accounts
         with self._db.write() as conn:
-            account = self._find(conn, key_or_id, lock=True)
+            account = self.find_in(conn, key_or_id, lock=True)
             if account is None:
                 return None
             balance = max(account.credits + minutes, 0)
@@ -194,9 +246,12 @@ class Accounts:
         return dataclasses.replace(account, credits=balance)
 
     @staticmethod
-    def _find(conn: Connection, key_or_id: str | int, lock: bool = False) -> Account | None:
+    def find_in(conn: Connection, key_or_id: str | int, lock: bool = False) -> Account | None:
+        """find() inside a transaction of the caller's; with ``lock`` the account's row is
+        locked (its numbers are read apart: a locking read of the join would lock them too, and
+        MariaDB has no FOR UPDATE OF)."""
         query = select(*_COLUMNS).where(key_or_id_clause(key_or_id)).order_by(schema.accounts.c.id)
         if lock:
             query = query.with_for_update()
         row = conn.execute(query).first()
-        return account_from_row(row) if row else None
+        return account_from_row(row, own_numbers_of(conn, int(row.id))) if row else None
