@@ -207,7 +207,8 @@ def test_cdr_and_hangup_complete_give_the_same_leg_end(name, event_format):
 _VALUES = st.one_of(
     st.text(max_size=12),
     st.integers(-5, 10**17).map(str),
-    st.sampled_from(["NORMAL_CLEARING", "USER_BUSY", "SUCCESS", "call accepted", "0", ""]),
+    st.sampled_from(["NORMAL_CLEARING", "USER_BUSY", "SUCCESS", "call accepted", "0", "", "1",
+                     "winner"]),
 )
 
 
@@ -224,6 +225,9 @@ _VALUES = st.one_of(
                 "sip_term_status",
                 "originate_disposition",
                 "last_bridge_hangup_cause",
+                "group_confirm_key",
+                "group_confirm_file",
+                "group_dial_status",
             ]
         ),
         _VALUES,

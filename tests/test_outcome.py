@@ -10,6 +10,7 @@ from c2c.calls.outcome import (
     reason_for,
     reason_for_cause,
 )
+from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import Reason
 from tests.esl_captures import captures_dir
 
@@ -218,3 +219,22 @@ def test_call_outcome_is_capped_at_the_limit():
         limit_minutes=1,
     )
     assert (outcome.minutes, outcome.billsec) == (1, 61)
+
+
+@pytest.mark.skipif(not CAPTURES.exists(), reason="the shared recordings are not present")
+def test_every_recorded_unconfirmed_caller_is_a_ring_timeout():
+    """Recordings 20 and 20b: callers who answered and never pressed 1 ended NO_ANSWER or
+    ALLOTTED_TIMEOUT, the job said -ERR, no callee leg existed: all reason 3, none billed."""
+    rows = [row for row in json.loads(CAPTURES.read_text())
+            if row["scenario"].startswith(("20_", "20b_"))]
+    assert len(rows) == 5
+    assert {row["Hangup-Cause"] for row in rows} == {"NO_ANSWER", "ALLOTTED_TIMEOUT"}
+    for row in rows:
+        assert row["bgapi_reply_body"].startswith("-ERR ")
+        assert row["variable_endpoint_disposition"] == "ANSWER"  # the caller's leg was answered
+        outcome = CallOutcome.decide(
+            caller_cause=row["Hangup-Cause"], callee_cause=None, caller_answered=True,
+            bridged=False, bridged_seconds=int(row["variable_billsec"]), limit_minutes=5,
+            confirm=Confirmation.UNCONFIRMED)
+        assert (outcome.answered, outcome.minutes, outcome.reason, outcome.confirm) == (
+            False, 0, Reason.RING_TIMEOUT, "unconfirmed")

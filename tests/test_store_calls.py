@@ -370,3 +370,55 @@ def test_concurrent_settles_settle_once(store, store_url, account, placed):
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.callbacks)).scalar() == 1
     assert store.ledger.check() == []
+
+
+def test_confirm_is_filled_over_required_only(store, placed):
+    """Press 1: 'required' is the undecided value a fill writes over, once; NULL (not asked)
+    is never filled, in each of the ways a fill happens."""
+    asked, not_asked = placed(), placed()
+    store.calls.set_fields(asked, {"confirm": "required"})
+    assert store.calls.get(not_asked)["confirm"] is None
+
+    # advance's fill: the callee's answer, one UPDATE.
+    for call_id in (asked, not_asked):
+        store.calls.advance(call_id, ["queued"], "bridged", bridged_at=NOW + 5,
+                            fill={"callee_answered_at": NOW + 5, "confirm": "confirmed"})
+    assert [store.calls.get(i)["confirm"] for i in (asked, not_asked)] == ["confirmed", None]
+    # Decided: nothing writes over it, a moving advance included.
+    assert not store.calls.set_if_null(asked, {"confirm": "unconfirmed"})
+    assert not store.calls.advance(asked, ["queued"], "caller_ringing",
+                                   fill={"confirm": "unconfirmed"})
+    assert not store.calls.fill_and_check(asked, {"confirm": "unconfirmed"}, lambda row: False)
+    assert store.calls.get(asked)["confirm"] == "confirmed"
+
+    # set_if_null and the locked fills.
+    first, second = placed(), placed()
+    store.calls.set_fields(first, {"confirm": "required"})
+    store.calls.set_fields(second, {"confirm": "required"})
+    assert store.calls.set_if_null(first, {"confirm": "unconfirmed"})
+    assert not store.calls.set_if_null(not_asked, {"confirm": "unconfirmed"})
+    store.calls.fill_and_check(second, {"confirm": "confirmed", "caller_gone_at": NOW + 9},
+                               lambda row: row["confirm"] == "confirmed")
+    assert [store.calls.get(i)["confirm"] for i in (first, second, not_asked)] == [
+        "unconfirmed", "confirmed", None]
+
+
+def test_settling_records_the_confirm_state(store, account, placed):
+    unconfirmed, untouched = placed(), placed()
+    for call_id in (unconfirmed, untouched):
+        store.calls.set_fields(call_id, {"confirm": "required"})
+    assert store.calls.settle(unconfirmed, SettledOutcome(False, 0, Reason.RING_TIMEOUT, 0,
+                                                          "unconfirmed"), ended_at=NOW + 20)
+    assert store.calls.settle(untouched, SettledOutcome(False, 0, Reason.FAILED, 0),
+                              ended_at=NOW + 20)
+    got = store.calls.get(unconfirmed)
+    assert (got["confirm"], got["reason"], got["minutes"], got["answered"]) == (
+        "unconfirmed", 3, 0, False)
+    assert store.calls.get(untouched)["confirm"] == "required"  # None: leave it as it is
+    # An ended call still records what it was missing: a late leg's word on it.
+    assert store.calls.fill_and_check(untouched, {"confirm": "unconfirmed"},
+                                      lambda row: True) is False
+    assert store.calls.get(untouched)["confirm"] == "unconfirmed"
+    assert store.accounts.find(account.id).credits == 100
+    with pytest.raises(ValueError):
+        store.calls.settle(placed(), SettledOutcome(False, 0, 3, 0, "maybe"), ended_at=NOW)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from c2c.domain.confirmation import Confirmation
 from c2c.esl.protocol import Event
 
 CALL_ID_VARIABLE = "c2c_call_id"
@@ -30,6 +31,9 @@ LEG_END_VARIABLES = (
     "answer_uepoch",
     "bridge_uepoch",
     "end_uepoch",
+    "group_confirm_key",
+    "group_confirm_file",
+    "group_dial_status",
 )
 
 
@@ -47,6 +51,8 @@ class LegEnd:
     billsec: int
     # Caller leg only: the callee's fate when the callee's channel may never have existed.
     bridge_failure_cause: str | None = None
+    # Caller leg only: what became of "press 1 to connect" (None: not asked, or not answered).
+    confirm: Confirmation | None = None
 
 
 @dataclass(frozen=True)
@@ -115,24 +121,41 @@ def leg_end_from_variables(
         billsec = int(variables.get("billsec") or 0)
     except ValueError:
         billsec = 0
-    failure = None
+    answered_at = uepoch_seconds(variables.get("answer_uepoch"))
+    failure = confirm = None
     if leg == CALLER:
         # The callee's fate when its channel may never have existed (DESIGN.md section 2).
         disposition = variables.get("originate_disposition")
         failure = variables.get("last_bridge_hangup_cause") or (
             disposition if disposition and disposition not in ("SUCCESS", "call accepted") else None
         )
+        confirm = confirm_of(variables, answered=answered_at is not None)
     return LegEnd(
         call_id=call_id,
         leg=leg,
         cause=cause,
         sip_status=variables.get("sip_term_status") or None,
-        answered_at=uepoch_seconds(variables.get("answer_uepoch")),
+        answered_at=answered_at,
         bridged_at=uepoch_seconds(variables.get("bridge_uepoch")),
         ended_at=uepoch_seconds(variables.get("end_uepoch")) or fallback_end,
         billsec=max(billsec, 0),
         bridge_failure_cause=failure,
+        confirm=confirm,
     )
+
+
+def confirm_of(variables: Mapping[str, str], *, answered: bool) -> Confirmation | None:
+    """What the caller's leg, at its end, says of "press 1 to connect" (recordings 19, 20).
+
+    FreeSWITCH marks the leg that pressed the key ``group_dial_status=winner`` and clears its
+    ``group_confirm_*``; a leg that answered and never pressed ends with them still set and no
+    status, and the callee is never dialed. A caller that never answered was never asked.
+    """
+    if (variables.get("group_dial_status") or "").strip().lower() == "winner":
+        return Confirmation.CONFIRMED
+    if answered and (variables.get("group_confirm_key") or variables.get("group_confirm_file")):
+        return Confirmation.UNCONFIRMED
+    return None
 
 
 def uepoch_seconds(raw: str | None) -> float | None:

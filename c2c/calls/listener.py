@@ -15,6 +15,7 @@ from c2c.calls import events as ev
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.settle_batch import SettleBatcher
 from c2c.calls.settlement import Readiness, outcome_of, readiness
+from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import CallState
 from c2c.domain.timing import CALLEE_RECHECK_SECONDS
 from c2c.esl.protocol import Event
@@ -41,6 +42,10 @@ EVENT_FILTERS = (
 )
 
 _ANSWER_FIELD = {ev.CALLER: "caller_answered_at", ev.CALLEE: "callee_answered_at"}
+# The callee's leg is dialed only once the caller pressed the key, so any event of it says the
+# caller confirmed. Filled only over 'required' (c2c.store.calls), so a call that was not asked
+# pays nothing for it: it rides in the UPDATE the event makes anyway.
+_CONFIRMED = {"confirm": Confirmation.CONFIRMED.value}
 
 
 class CallEventListener:
@@ -85,7 +90,7 @@ class CallEventListener:
             else:
                 # The callee answering is what connects the two people; CHANNEL_BRIDGE alone can
                 # fire on early media before anyone answered.
-                self._bridged(moment.call_id, at, fill=fill)
+                self._bridged(moment.call_id, at, fill={**fill, **_CONFIRMED})
 
     def _bridged(self, call_id: str, at: float, *,
                  fill: Mapping[str, object] | None = None) -> None:
@@ -108,11 +113,14 @@ class CallEventListener:
         if end.answered_at is not None:
             fields[_ANSWER_FIELD[end.leg]] = end.answered_at
         if end.leg == ev.CALLEE:
+            fields.update(_CONFIRMED)
             fields["billsec"] = end.billsec
             if end.bridged_at is not None and end.answered_at is not None:
                 fields["bridged_at"] = max(end.bridged_at, end.answered_at)
         else:
             fields["callee_fate"] = end.bridge_failure_cause
+            # Press 1: the leg's own word, confirmed or not (None: not asked, or not answered).
+            fields["confirm"] = None if end.confirm is None else end.confirm.value
             fields["recheck_at"] = self._clock() + CALLEE_RECHECK_SECONDS
             if end.bridged_at is not None:
                 # The caller's leg was bridged, which (early media ignored on both legs) happens
@@ -130,7 +138,12 @@ class CallEventListener:
         if call is None:
             return  # another application's originate, or a call already forgotten
         log.info("call %s: originate failed: %s", call["id"], result.cause)
-        self._fill_and_try_settle(call["id"], {"originate_error": result.cause})
+        # recheck_at: after a caller who answered and never pressed 1, the -ERR comes just
+        # before the caller's end (recording 20); settlement waits for that end until then.
+        self._fill_and_try_settle(call["id"], {
+            "originate_error": result.cause,
+            "recheck_at": self._clock() + CALLEE_RECHECK_SECONDS,
+        })
 
     def _fill_and_try_settle(self, call_id: str, fields: Mapping[str, Any]) -> bool:
         """Record what is known and settle if that completes the call: at once, in the same

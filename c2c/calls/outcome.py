@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import Reason
 
 _REASON_BY_CAUSE: dict[str, Reason] = {
@@ -55,6 +56,8 @@ def reason_for(
     caller_answered: bool,
     bridged: bool,
     caller_vars: Mapping[str, str] | None = None,
+    *,
+    unconfirmed: bool = False,
 ) -> Reason | None:
     """The callback's reason; None when the two people were connected.
 
@@ -63,9 +66,15 @@ def reason_for(
     cause when no channel was created), else the callee's. The caller's leg usually ends
     NORMAL_CLEARING whatever befell the callee, so when the callee's channel never existed its fate
     is read from the caller leg's variables (names with or without the ``variable_`` prefix).
+
+    ``unconfirmed``: the caller answered but never pressed the key, so the callee was never
+    dialed: ring timeout (no person took the call), whatever ended the caller's leg (the
+    prompt's timeout as NO_ANSWER or ALLOTTED_TIMEOUT, or a mailbox hanging up during it).
     """
     if bridged:
         return None
+    if unconfirmed:
+        return Reason.RING_TIMEOUT
     if not caller_answered:
         return reason_for_cause(caller_cause)
     cause = callee_cause or _callee_fate_from_caller(caller_vars or {}) or caller_cause
@@ -88,6 +97,8 @@ class CallOutcome:
     minutes: int  # billed, rounded up, capped at the limit; 0 if never connected
     reason: Reason | None  # None when answered
     billsec: int  # seconds the two were connected, as measured
+    # Press 1 to connect, as settling records it (a Confirmation value); None: leave as it is.
+    confirm: str | None = None
 
     @classmethod
     def decide(
@@ -100,11 +111,16 @@ class CallOutcome:
         bridged_seconds: int,
         limit_minutes: int | None,
         caller_vars: Mapping[str, str] | None = None,
+        confirm: Confirmation | None = None,
     ) -> CallOutcome:
+        """``confirm``: the call's press-1 state as far as known (None: not asked)."""
         seconds = max(0, bridged_seconds) if bridged else 0
+        unconfirmed = confirm is Confirmation.UNCONFIRMED
         return cls(
             answered=bridged,
             minutes=billable_minutes(seconds, limit_minutes),
-            reason=reason_for(caller_cause, callee_cause, caller_answered, bridged, caller_vars),
+            reason=reason_for(caller_cause, callee_cause, caller_answered, bridged, caller_vars,
+                              unconfirmed=unconfirmed),
             billsec=seconds,
+            confirm=None if confirm is None else confirm.value,
         )

@@ -104,12 +104,13 @@ def _list(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'id':36}  {'created (UTC)':24}  {'state':15}  {'acct':>5}  ans  min  reason")
+    print(f"{'id':36}  {'created (UTC)':24}  {'state':15}  {'acct':>5}  ans  min  reason  "
+          "press 1")
     for row in rows:
         answered = "" if row["answered"] is None else ("yes" if row["answered"] else "no")
         print(
             f"{row['id']:36}  {row['created_at']:24}  {row['state']:15}  {row['account_id']:>5}  "
             f"{answered:3}  {'' if row['minutes'] is None else row['minutes']:>3}  "
-            f"{'' if row['reason'] is None else row['reason']}"
+            f"{'' if row['reason'] is None else row['reason']:<6}  {row.get('confirm') or ''}"
         )
     return 0

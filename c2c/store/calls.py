@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from sqlalchemy import Connection, Update, and_, bindparam, case, func, insert, or_, select, update
 
 from c2c.domain.callback_url import build_callback_url
+from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import IN_FLIGHT, CallState
 from c2c.store import ledger, schema
 from c2c.store.db import Database
@@ -55,6 +56,10 @@ _LEG_COLUMNS = {
     "callee": ("callee_hangup_cause", "callee_sip_status", "callee_gone_at"),
 }
 
+# Columns whose "not known yet" is a value, not NULL: filling one writes over that value, and never
+# over NULL (for confirm, NULL means the caller was not asked, and no event changes that).
+_UNDECIDED = {"confirm": Confirmation.REQUIRED.value}
+
 CallbackUrlBuilder = Callable[[Mapping[str, Any]], str]
 
 
@@ -73,6 +78,9 @@ class Outcome(Protocol):
     @property
     def billsec(self) -> int | None: ...  # seconds connected, as measured
 
+    @property
+    def confirm(self) -> str | None: ...  # the confirm column to record; None: leave it
+
 
 @dataclass(frozen=True)
 class SettledOutcome:
@@ -82,6 +90,7 @@ class SettledOutcome:
     minutes: int
     reason: int | None
     billsec: int | None
+    confirm: str | None = None
 
 
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
@@ -95,6 +104,26 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
 
 def _state(value: CallState | str) -> CallState:
     return value if isinstance(value, CallState) else CallState(value)
+
+
+def _empty(column: Any) -> Any:
+    """SQL: the column still waits for its value (see _UNDECIDED)."""
+    undecided = _UNDECIDED.get(column.key)
+    return column.is_(None) if undecided is None else column == undecided
+
+
+def _filled(column: Any, value: Any) -> Any:
+    """SQL: the column's value after filling it with ``value`` if it is still empty."""
+    undecided = _UNDECIDED.get(column.key)
+    if undecided is None:
+        return func.coalesce(column, value)
+    return case((column == undecided, value), else_=column)
+
+
+def _is_empty(name: str, current: Any) -> bool:
+    """The same as _empty, of a value already read."""
+    undecided = _UNDECIDED.get(name)
+    return current is None if undecided is None else current == undecided
 
 
 class Calls:
@@ -155,7 +184,8 @@ class Calls:
     ) -> bool:
         """Move the call to ``to_state`` (setting ``fields``) if it is in one of ``from_states``
         and every column named in ``requires`` is set; in the same UPDATE, fill the ``fill``
-        fields that are still empty (as set_if_null), whether or not the state moves.
+        fields that are still empty (as set_if_null), whether or not the state moves (so
+        ``fill={"confirm": "confirmed"}`` costs no round trip of its own).
 
         Forward only: every from-state must come before to_state, and 'ended' is reached only
         through settle(). Returns whether the row changed (False: nothing to do, e.g. the same
@@ -211,16 +241,17 @@ class Calls:
         """Fill bookkeeping fields (times, causes, recheck_at...) that are still empty.
 
         A field already set keeps its value and a None value sets nothing, so the first report
-        wins and replaying an event or a CDR changes nothing. No state change. Returns whether
-        anything was set.
+        wins and replaying an event or a CDR changes nothing. ``confirm`` is empty while it says
+        'required' (and NULL is never filled: that caller was not asked). No state change.
+        Returns whether anything was set.
         """
         _check_fields(fields)
         c = schema.calls
         given = {name: value for name, value in fields.items() if value is not None}
         if not given:
             return False
-        values = {name: func.coalesce(c.c[name], value) for name, value in given.items()}
-        where = and_(c.c.id == call_id, or_(*(c.c[name].is_(None) for name in given)))
+        values = {name: _filled(c.c[name], value) for name, value in given.items()}
+        where = and_(c.c.id == call_id, or_(*(_empty(c.c[name]) for name in given)))
         with self._db.write() as conn:
             return bool(conn.execute(update(c).where(where).values(**values)).rowcount)
 
@@ -439,7 +470,7 @@ def _fill_locked(
         return None
     call = dict(row)
     filled = {name: value for name, value in fields.items()
-              if value is not None and call[name] is None}
+              if value is not None and _is_empty(name, call[name])}
     call.update(filled)
     return call, filled
 
@@ -475,6 +506,9 @@ def _settle_rows(
             "billsec": item.outcome.billsec,
             "ended_at": item.ended_at,
         }
+        confirm = item.outcome.confirm
+        if confirm is not None:
+            result["confirm"] = Confirmation(confirm).value  # refuses a value not ours
         conn.execute(_UPDATE_CALL, {"b_id": call["id"], **result})
         ended.append((call, result))
 
@@ -563,7 +597,7 @@ def _advance_statement(
     # One UPDATE that fills and, where it may, moves. 'state' is assigned last: MySQL evaluates
     # SET left to right, so the CASEs before it still see the old state.
     assignments: list[tuple[Any, Any]] = [
-        (c.c[name], func.coalesce(c.c[name], bindparam(f"b_fill_{name}", type_=c.c[name].type)))
+        (c.c[name], _filled(c.c[name], bindparam(f"b_fill_{name}", type_=c.c[name].type)))
         for name in fill
     ]
     assignments += [
@@ -574,6 +608,6 @@ def _advance_statement(
     assignments.append((c.c.state, case((movable, target), else_=c.c.state)))
     return (
         update(c)
-        .where(where, or_(movable, *(c.c[name].is_(None) for name in fill)))
+        .where(where, or_(movable, *(_empty(c.c[name]) for name in fill)))
         .ordered_values(*assignments)
     )
