@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import phonenumbers
+
+from c2c.channel_values import check_display_name, check_media
 from c2c.errors import ConfigError
 
 
@@ -105,11 +108,41 @@ def _parse_database_url(raw: str) -> str:
     return value
 
 
-def _parse_digits_or_blank(raw: str) -> str:
+def _parse_caller_id_number(raw: str) -> str:
+    """Blank, 4-15 digits (read per call as from the caller's country), or +E164 whose country
+    code phonenumbers knows (the same number for callers of every country)."""
     value = raw.strip()
-    if value and not (value.isascii() and value.isdigit() and 4 <= len(value) <= 15):
-        raise ValueError("blank or 4-15 digits")
+    if not value:
+        return value
+    if value.startswith("+"):
+        digits = value[1:]
+        if not (digits.isascii() and digits.isdigit() and 5 <= len(digits) <= 15):
+            raise ValueError("+E164 must be '+' and 5-15 digits")
+        try:
+            phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError("+E164 does not start with a known country code") from exc
+        return value
+    if not (value.isascii() and value.isdigit() and 4 <= len(value) <= 15):
+        raise ValueError("blank, 4-15 digits, or +E164")
     return value
+
+
+def _parse_ringback(raw: str) -> str:
+    value = raw.strip()
+    if value.lower() in ("auto", "off"):
+        return value.lower()
+    return check_media(value)
+
+
+def _parse_media_or_blank(raw: str) -> str:
+    value = raw.strip()
+    return check_media(value) if value else ""
+
+
+def _parse_name_or_blank(raw: str) -> str:
+    value = raw.strip()
+    return check_display_name(value) if value else ""
 
 
 def _parse_networks(raw: str) -> tuple[str, ...]:
@@ -138,8 +171,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("C2C_DIAL_STRING", "dial_string", "sofia/gateway/default/+{country_code}{number}",
             _parse_dial_string,
             "Dial-string template; placeholders {country_code}, {number}, {e164}."),
-    Setting("C2C_CALLER_ID_FOR_CALLER", "caller_id_for_caller", "", _parse_digits_or_blank,
-            "Number the caller sees on their phone; blank: the callee's number."),
+    Setting("C2C_CALLER_ID_FOR_CALLER", "caller_id_for_caller", "", _parse_caller_id_number,
+            "Number the caller sees on their phone: +E164, or digits read as from the caller's "
+            "country; blank: the callee's number."),
+    Setting("C2C_CALLER_ID_FORMAT", "caller_id_format", "e164",
+            lambda raw: _choice(raw.strip().lower(), ("e164", "digits", "national")),
+            "Caller IDs on both legs: e164 (+CCNUMBER), digits (CCNUMBER) or national."),
+    Setting("C2C_CALLER_ID_NAME", "caller_id_name", "", _parse_name_or_blank,
+            "Display name on both legs (letters, digits, spaces, . & @ # * ! ? / + _ -); "
+            "blank: the number shown."),
+    Setting("C2C_CALLER_ID_POLICY", "caller_id_policy", "any",
+            lambda raw: _choice(raw.strip().lower(), ("any", "own")),
+            "any: a request's caller_id may be any number; own: blank or one of the account's "
+            "own numbers, else code 4."),
+    Setting("C2C_RINGBACK", "ringback", "auto", _parse_ringback,
+            "What the answered caller hears while the callee's phone rings (when it sends no "
+            "early media): auto (by the caller's country), off, or a tone_stream://, %(...) "
+            "tone, local_stream:// or sound file."),
+    Setting("C2C_CONFIRM", "confirm", "off",
+            lambda raw: _choice(raw.strip().lower(), ("off", "key")),
+            "Press 1 to connect: key makes the caller press 1 before the callee is dialed "
+            "(per key: c2c keys set --confirm)."),
+    Setting("C2C_CONFIRM_PROMPT", "confirm_prompt", "", _parse_media_or_blank,
+            "What the caller hears until they press 1: a sound file or tone_stream://; blank: "
+            "a 440 Hz beep every second."),
+    Setting("C2C_CONFIRM_TIMEOUT", "confirm_timeout", "10", _int_range(3, 60),
+            "Seconds from the caller's answer to press 1 before the call ends unconfirmed."),
     Setting("C2C_RING_TIMEOUT", "ring_timeout", "30", _int_range(5, 300),
             "Seconds each leg may ring before it is given up (originate_timeout/leg_timeout)."),
     Setting("C2C_MAX_CALL_MINUTES", "max_call_minutes", "120", _int_range(1, 1440),
@@ -183,6 +240,13 @@ class Config:
     switches: tuple[SwitchAddress, ...]
     dial_string: str
     caller_id_for_caller: str
+    caller_id_format: str
+    caller_id_name: str
+    caller_id_policy: str
+    ringback: str
+    confirm: str
+    confirm_prompt: str
+    confirm_timeout: int
     ring_timeout: int
     max_call_minutes: int
     flood_seconds: int

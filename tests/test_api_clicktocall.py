@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from c2c.numbers import PhoneNumber
 from c2c.store import NewCall, Store
 from tests.support.app_harness import AppHarness, fresh_number
+from tests.support.originate_model import parse_originate
 from tests.support.processes import free_port
 
 
@@ -804,3 +805,218 @@ def test_stalled_switch_answers_within_the_esl_timeout_and_keeps_the_call(store_
         call = h.store.calls.get(result.headers["x-c2c-call-id"])
         assert call["state"] == "queued" and call["max_minutes"] == 2
         assert h.store.accounts.find(acct.id).reserved == 2
+
+
+# ------------------------------------------------------------------------------------------
+# what the originate carries: ringback, early media, press 1, caller IDs (issue 11)
+
+
+def uk_number() -> str:
+    """A fresh London number (national, 10 digits: 20 and eight more)."""
+    return "20" + fresh_number()[-8:]
+
+
+def sent_originate(h: AppHarness) -> tuple[dict[str, str], dict[str, str]]:
+    """The caller's and the callee's variables in the last originate c2c sent, read as
+    FreeSWITCH reads them (tests/support/originate_model.py)."""
+    a_vars, _, b_vars, _ = parse_originate(h.sent[-1])
+    return a_vars, b_vars
+
+
+def test_the_originate_carries_ringback_early_media_and_e164_caller_ids(h, rich):
+    caller, callee = uk_number(), fresh_number()
+    result = h.get({"api_key": rich, **h.numbers(caller=caller, callee=callee, caller_cc="44")})
+    assert h.code(result) == 0
+    a_vars, b_vars = sent_originate(h)
+    # what the answered caller hears while the callee rings: the UK's ringback, by the caller
+    assert a_vars["transfer_ringback"] == "%(400,200,400,450);%(400,2000,400,450)"
+    assert "transfer_ringback=%(400\\,200\\,400\\,450);" in h.sent[-1]
+    # a 183 is an answer on neither leg; the callee's early media reaches the caller
+    assert a_vars["ignore_early_media"] == "true"
+    assert (b_vars["ignore_early_media"], b_vars["bridge_early_media"]) == ("false", "true")
+    # E.164 both ways, named by the number
+    assert b_vars["origination_caller_id_number"] == f"+44{caller}"
+    assert b_vars["origination_caller_id_name"] == f"+44{caller}"
+    assert a_vars["origination_caller_id_number"] == f"+1{callee}"
+    assert a_vars["origination_caller_id_name"] == f"+1{callee}"
+    assert not any(name.startswith("group_confirm") for name in a_vars)  # C2C_CONFIRM=off
+
+    # What the simulator made of it: the caller's leg at once, the callee's once it answered.
+    a_leg = h.wait_until(
+        lambda: h.switch.legs.get(a_vars["origination_uuid"]), message="caller leg"
+    )
+    assert a_leg.channel.variables.get("transfer_ringback") == a_vars["transfer_ringback"]
+    assert a_leg.channel.caller.caller_id_number == f"+1{callee}"
+    b_leg = h.wait_until(
+        lambda: h.switch.legs.get(b_vars["origination_uuid"]), message="callee leg"
+    )
+    assert b_leg.channel.caller.caller_id_number == f"+44{caller}"
+    assert b_leg.channel.caller.caller_id_name == f"+44{caller}"
+    assert b_leg.channel.variables.get("bridge_early_media") == "true"
+
+
+def test_the_request_caller_id_is_shown_in_e164_with_the_callers_country(h, rich):
+    assert h.code(h.get(valid(rich, caller_id="2125550100"))) == 0
+    _, b_vars = sent_originate(h)
+    assert b_vars["origination_caller_id_number"] == "+12125550100"
+    # digits with their own country code, not possible as a North American number
+    assert h.code(h.get(valid(rich, caller_id="442079460000"))) == 0
+    _, b_vars = sent_originate(h)
+    assert b_vars["origination_caller_id_number"] == "+442079460000"
+
+
+def test_caller_id_format_name_and_the_callers_number_from_the_config(store_url):
+    with AppHarness(
+        store_url,
+        caller_id_format="national",
+        caller_id_name="Acme Sales",
+        caller_id_for_caller="+442079460000",
+        ringback="off",
+    ) as h:
+        key = h.account().api_key
+        caller, callee = uk_number(), fresh_number()
+        params = h.numbers(caller=caller, callee=callee, caller_cc="44")
+        assert h.code(h.get({"api_key": key, **params})) == 0
+        a_vars, b_vars = sent_originate(h)
+        assert b_vars["origination_caller_id_number"] == f"0{caller}"  # UK national: trunk 0
+        assert a_vars["origination_caller_id_number"] == "02079460000"
+        assert a_vars["origination_caller_id_name"] == "Acme Sales"
+        assert b_vars["origination_caller_id_name"] == "Acme Sales"
+        assert "origination_caller_id_name='Acme Sales'" in h.sent[-1]
+        assert "transfer_ringback" not in a_vars
+        b_leg = h.wait_until(
+            lambda: h.switch.legs.get(b_vars["origination_uuid"]), message="callee leg"
+        )
+        assert b_leg.channel.caller.caller_id_name == "Acme Sales"
+
+
+def test_press_1_by_the_config_unless_the_key_says_otherwise(store_url):
+    with AppHarness(store_url, confirm="key", confirm_timeout=7) as h:
+        asked = h.account(name="follows the config")
+        result = h.get({"api_key": asked.api_key, **h.numbers()})
+        assert h.code(result) == 0
+        a_vars, b_vars = sent_originate(h)
+        assert a_vars["group_confirm_key"] == "1"
+        assert a_vars["group_confirm_file"] == "tone_stream://%(500,500,440);loops=7"
+        assert a_vars["group_confirm_timeout"] == "7"
+        # ring (10 in the harness) bounded by leg_timeout; originate_timeout only a backstop
+        assert (a_vars["leg_timeout"], a_vars["originate_timeout"]) == ("10", "22")
+        assert not any(name.startswith("group_confirm") for name in b_vars)
+        assert h.store.calls.get(result.headers["x-c2c-call-id"])["confirm"] == "required"
+
+        exempt = h.account(name="key says off")
+        h.store.accounts.set_confirm(exempt.id, False)
+        result = h.get({"api_key": exempt.api_key, **h.numbers()})
+        assert h.code(result) == 0
+        a_vars, _ = sent_originate(h)
+        assert not any(name.startswith("group_confirm") for name in a_vars)
+        assert a_vars["originate_timeout"] == "10" and "leg_timeout" not in a_vars
+        assert h.store.calls.get(result.headers["x-c2c-call-id"])["confirm"] is None
+
+
+def test_press_1_for_one_key_with_the_config_off(h):
+    account = h.account()
+    h.store.accounts.set_confirm(account.id, True)
+    assert h.code(h.get({"api_key": account.api_key, **h.numbers()})) == 0
+    a_vars, _ = sent_originate(h)
+    assert a_vars["group_confirm_key"] == "1"
+    assert a_vars["group_confirm_timeout"] == "10"  # C2C_CONFIRM_TIMEOUT's default
+    other = h.account().api_key
+    assert h.code(h.get({"api_key": other, **h.numbers()})) == 0
+    a_vars, _ = sent_originate(h)
+    assert "group_confirm_key" not in a_vars
+
+
+# ------------------------------------------------------------------------------------------
+# an account's own numbers: C2C_CALLER_ID_POLICY=own, flood exemption
+
+
+OWN_LINE = ("1", "2125550100")  # the account's sales line
+
+
+def test_caller_id_policy_own_answers_4_for_a_number_not_the_accounts(store_url):
+    with AppHarness(store_url, caller_id_policy="own") as h:
+        account = h.account(credits=100)
+        h.store.own_numbers.add(account.id, int("".join(OWN_LINE)))
+        key = account.api_key
+        # blank (the caller's own number is shown) and the account's own number: accepted
+        assert h.code(h.get(valid(key, caller_id=""))) == 0
+        for caller_id in ("2125550100", "12125550100"):
+            assert h.code(h.get(valid(key, caller_id=caller_id))) == 0
+            _, b_vars = sent_originate(h)
+            assert b_vars["origination_caller_id_number"] == "+12125550100"
+        # anything else: 4, and nothing left behind
+        for caller_id in ("2125550101", "5551234", "442079460000"):
+            before = h.snapshot()
+            sent = len(h.sent)
+            result = h.get(valid(key, caller_id=caller_id), headers={"Accept": "application/json"})
+            assert (result.status_code, result.json["code"]) == (400, 4)
+            assert_nothing_left(h, before)
+            assert len(h.sent) == sent
+        # a UK caller's 2125550100 is a London-less UK number, not the account's line
+        params = valid(
+            key, caller_id="2125550100", caller_country_code="44", caller_phone_number=uk_number()
+        )
+        assert h.code(h.get(params)) == 4
+
+
+def test_caller_id_policy_any_keeps_todays_contract(h, rich):
+    assert h.code(h.get(valid(rich, caller_id="2125550101"))) == 0
+
+
+def test_check_order_with_the_own_number_policy(store_url):
+    """The policy's 4 comes after 1 and 5 and before coverage (8, 7, 10, 9), DNC (3), credits (2)
+    and flood (6); a permitted caller_id lets the next check decide."""
+    with AppHarness(store_url, caller_id_policy="own") as h:
+        broke = h.account(credits=0, name="broke")
+        disabled = h.account(credits=0, enabled=False, name="disabled")
+        rich_account = h.account(credits=100_000, name="rich")
+        for account in (broke, disabled, rich_account):
+            h.store.own_numbers.add(account.id, int("".join(OWN_LINE)))
+        h.store.coverage.deny_area("33", "6")
+        stamp_flood(h.store, rich_account.id, FLOOD, FLOOD2)
+        h.store.dnc.add(int(cc + n) for cc, n in (FR, FR2, PREM, PREM2, DNCF, DNCF2))
+        foreign = {"caller_id": "2125550101"}  # not the accounts' own
+        own = {"caller_id": "".join(OWN_LINE)}  # with its country code: own from France too
+        ladder = [
+            (1, {"api_key": "no-such-key", **foreign, **numbers(FR, FR2)}),
+            (5, {"api_key": disabled.api_key, **foreign, **numbers(FR, FR2)}),
+            (4, {"api_key": broke.api_key, **foreign, **numbers(FR, FR2)}),
+            (8, {"api_key": broke.api_key, **own, **numbers(FR, FR2)}),
+            (4, {"api_key": broke.api_key, **foreign, **numbers(PREM, PREM2)}),
+            (7, {"api_key": broke.api_key, **own, **numbers(PREM, FR2)}),
+            (4, {"api_key": broke.api_key, **foreign, **numbers(DNCF, DNCF2)}),
+            (3, {"api_key": broke.api_key, **own, **numbers(DNCF, DNCF2)}),
+            (4, {"api_key": broke.api_key, **foreign, **numbers(FLOOD, FLOOD2)}),
+            (2, {"api_key": broke.api_key, **own, **numbers(FLOOD, FLOOD2)}),
+            (4, {"api_key": rich_account.api_key, **foreign, **numbers(FLOOD, FLOOD2)}),
+            (6, {"api_key": rich_account.api_key, **own, **numbers(FLOOD, FLOOD2)}),
+            (0, {"api_key": rich_account.api_key, **own, **h.numbers()}),
+        ]
+        got = []
+        for expected, params in ladder:
+            before = h.snapshot()
+            code = h.code(h.get(params))
+            got.append(code)
+            if expected:
+                assert_nothing_left(h, before)
+        assert got == [expected for expected, _ in ladder]
+
+
+def test_own_numbers_are_exempt_from_flood_in_the_accounts_requests(h):
+    account = h.account(credits=100)
+    short = {"max_duration": "1"}
+    line = fresh_number()
+    h.store.own_numbers.add(account.id, int("1" + line))
+    # Two visitors within the window ask to be connected to the business's line: both placed.
+    for _ in range(2):
+        assert h.code(h.get({"api_key": account.api_key, **h.numbers(callee=line), **short})) == 0
+    # ...and the line as the caller (a salesperson calling visitors back), twice as well.
+    for _ in range(2):
+        assert h.code(h.get({"api_key": account.api_key, **h.numbers(caller=line), **short})) == 0
+    # A number that is not the account's own is still flood-protected.
+    other = fresh_number()
+    assert h.code(h.get({"api_key": account.api_key, **h.numbers(callee=other), **short})) == 0
+    before = h.snapshot()
+    assert h.code(h.get({"api_key": account.api_key, **h.numbers(callee=other), **short})) == 6
+    assert_nothing_left(h, before)

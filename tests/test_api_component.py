@@ -294,3 +294,79 @@ def test_a_call_lost_in_a_switch_shutdown_is_settled_after_the_reconnect(tmp_pat
             call = h.wait_settled(result.headers["x-c2c-call-id"], timeout=30)
             assert (call["answered"], call["minutes"]) == (False, 0)
         assert h.store.accounts.find(account.id).reserved == 0
+
+
+# ------------------------------------------------------------------------------------------
+# what the caller hears, and press 1 to connect (issue 11), through the API to the settled row
+
+
+def _heard(h: AppHarness, call_id: str) -> list[tuple[str, str]]:
+    """What the caller's phone heard from its answer on, as (what, value or leg role)."""
+    call = h.store.calls.get(call_id)
+    heard = h.switch.heard(call["caller_uuid"])
+    assert heard is not None and heard["answered"]
+    return [(s["heard"], s.get("value", "")) for s in heard["segments"] if s["heard"] != "silence"]
+
+
+def test_the_caller_hears_ringback_or_the_callees_early_media_never_dead_air(h):
+    account = h.account(credits=CREDITS)
+    plain = place(h, account.api_key, max_duration="1")
+    early = place(h, account.api_key, callee_phone_number="2125550305", max_duration="1")
+    announced = place(h, account.api_key, callee_phone_number="2125550405", max_duration="1")
+    uk_caller = place(
+        h,
+        account.api_key,
+        caller_country_code="44",
+        caller_phone_number="2071230001",
+        max_duration="1",
+    )
+    for call_id in (plain, early, announced, uk_caller):
+        h.wait_settled(call_id)
+    # no early media from the callee: the caller's country's ringback (16d, 17d), then the callee
+    assert _heard(h, plain) == [("ringback", "%(2000,4000,440,480)"), ("callee", "")]
+    assert _heard(h, uk_caller) == [
+        ("ringback", "%(400,200,400,450);%(400,2000,400,450)"),
+        ("callee", ""),
+    ]
+    # the callee's own ringback wins over ours (17c); a carrier announcement is heard (18c)
+    assert _heard(h, early) == [("early_media", ""), ("callee", "")]
+    assert _heard(h, announced) == [("early_media", "")]
+    call = h.store.calls.get(announced)
+    assert (call["answered"], call["reason"], call["callee_hangup_cause"]) == (
+        False,
+        0,
+        "UNALLOCATED_NUMBER",
+    )
+    # a 183 is no answer: the early-media call was billed from the callee's 200 OK, once
+    call = h.store.calls.get(early)
+    assert (call["answered"], call["minutes"]) == (True, 1)
+
+
+def test_press_1_a_confirming_caller_is_bridged_a_voicemail_never_is(store_url):
+    with AppHarness(
+        store_url,
+        time_scale=TIME_SCALE,
+        background=True,
+        flood_seconds=0,
+        ring_timeout=30,
+        confirm="key",
+    ) as h:
+        account = h.account(credits=CREDITS)
+        person = place(h, account.api_key, max_duration="1")  # presses 1 a second after answering
+        voicemail = place(h, account.api_key, caller_phone_number="2125550700", max_duration="1")
+        call = h.wait_settled(person)
+        assert (call["answered"], call["minutes"], call["confirm"]) == (True, 1, "confirmed")
+        assert _heard(h, person) == [
+            ("prompt", "tone_stream://%(500,500,440);loops=10"),
+            ("ringback", "%(2000,4000,440,480)"),
+            ("callee", ""),
+        ]
+        call = h.wait_settled(voicemail)
+        assert (call["answered"], call["minutes"], call["reason"]) == (False, 0, 3)
+        assert call["confirm"] == "unconfirmed"
+        assert call["callee_hangup_cause"] is None  # the callee was never dialed
+        assert call["caller_hangup_cause"] == "ALLOTTED_TIMEOUT"  # group_confirm_timeout (20b)
+        assert _heard(h, voicemail) == [("prompt", "tone_stream://%(500,500,440);loops=10")]
+        account_row = h.store.accounts.find(account.id)
+        assert (account_row.credits, account_row.reserved) == (CREDITS - 1, 0)
+        assert check_invariants(h.store, now=time.time()) == []

@@ -173,20 +173,24 @@ def test_callee_leg_timeout_is_allotted_timeout_on_both(switch, listener):
     b = final(events, B)
     assert b.get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
     assert b.get("variable_leg_timeout") == "7"
-    assert int(b.get("variable_duration")) == 7
+    # elapsed > 7 in whole epoch seconds: 8 (06d: leg_timeout=5 gave duration 6)
+    assert int(b.get("variable_duration")) == 8
     assert final(events, A).get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
 
 
 @pytest.mark.parametrize(
-    ("timeout_var", "cause", "job_before_complete"),
-    [("originate_timeout=12", "NO_ANSWER", True), ("leg_timeout=12", "ALLOTTED_TIMEOUT", False)],
+    ("timeout_var", "cause", "job_before_complete", "duration"),
+    [
+        ("originate_timeout=12", "NO_ANSWER", True, 12),  # elapsed >= 12 (06a, 20)
+        ("leg_timeout=12", "ALLOTTED_TIMEOUT", False, 13),  # elapsed > 12 (06d, 20b)
+    ],
 )
-def test_caller_ring_timeouts(switch, listener, timeout_var, cause, job_before_complete):
+def test_caller_ring_timeouts(switch, listener, timeout_var, cause, job_before_complete, duration):
     events = run_call(
         switch, listener, c2c_originate("15551230408", "15551230002", a_vars="," + timeout_var)
     )
     a = final(events, A)
-    assert a.get("Hangup-Cause") == cause and int(a.get("variable_duration")) == 12
+    assert a.get("Hangup-Cause") == cause and int(a.get("variable_duration")) == duration
     assert job_body(events) == f"-ERR {cause}\n"
     order = names(events)
     assert (order.index("BACKGROUND_JOB") < order.index("CHANNEL_HANGUP_COMPLETE")) is (

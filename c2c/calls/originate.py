@@ -5,7 +5,7 @@
 
     originate {A-vars}<caller dial target> &bridge({B-vars}<callee dial target>)
 
-The shape follows the recordings in esl-captures/ (02, 03, 06a, 06c, 09, 09b):
+The shape follows the recordings in esl-captures/ (02, 03, 06a, 06c, 09, 09b, 16-20):
 
 - A leg (the caller): ``ignore_early_media=true`` so a 183 is not taken for an answer, and
   ``originate_timeout`` as its ring timeout (06a: NO_ANSWER; ``call_timeout`` did not bound it, 06).
@@ -19,8 +19,44 @@ The shape follows the recordings in esl-captures/ (02, 03, 06a, 06c, 09, 09b):
 - The single quotes group the value's spaces for the API's argument splitter, which removes them
   before the ``{}`` parser sees the value; the value holds no comma, so nothing else needs escaping.
 
-Every value that enters the string is checked here again (digits, uuid shape, int range) even
-though the request was validated: nothing a customer sends may ever reach the switch unchecked.
+What the caller hears while the callee's leg is set up (16-18):
+
+- A ``transfer_ringback=<tone>``: once the caller's leg is answered, this is what FreeSWITCH plays
+  them while the bridge dials B (16: heard from 0.1 s after B's 183 or 180 until B answered; 16d:
+  a 180 without media starts it too). Not ``ringback``: that is the tone for an *unanswered*
+  leg, used for an answered one only when ``transfer_ringback`` is unset (16b). A tone's commas are
+  written ``\\,`` (16; 16e: unescaped, the value is cut at its first comma and the bridge fails),
+  and it can only go into A's ``{}``: ``&bridge(...)``'s argument ends at its first ``)``.
+- B ``ignore_early_media=false,bridge_early_media=true``: the callee's own early media (real
+  ringback, a carrier's "not in service" announcement) reaches the caller (17b, 18b) and wins
+  over A's ``transfer_ringback`` while it lasts (17c, 18c); without early media the caller hears
+  the ringback (17d). B needs both in its own ``{}``: variables B does not set, these included,
+  are copied from A, whose ``ignore_early_media=true`` overrides ``bridge_early_media`` (17, 18:
+  silence). A 183 on B is still not an answer: the originate of B waits for the 200 OK (17b:
+  CHANNEL_ANSWER and CHANNEL_BRIDGE only with it), and B's ``leg_timeout`` still bounds its
+  ringing, early media or not (17d: ALLOTTED_TIMEOUT; FreeSWITCH checks per-leg time limits in
+  its originate loop whatever the leg's media state).
+
+Press 1 to connect (19, 20, 20b), when the call asks for it:
+
+- A ``group_confirm_key=1,group_confirm_file=<prompt>,group_confirm_timeout=<T>``: once the caller
+  answers, FreeSWITCH plays the prompt and waits for the key; only then does the originate succeed
+  (BACKGROUND_JOB ``+OK``) and the bridge dial B (19). A caller who never presses ends the call
+  with no B leg at all (20). FreeSWITCH clears ``group_confirm_*`` on the confirmed leg, so B,
+  which would copy them from A, is not asked to confirm (19: B carries none).
+- The caller's ring time is then ``leg_timeout=<ring>``, and ``group_confirm_timeout`` (counted
+  from the answer) replaces it at the answer (20b: ALLOTTED_TIMEOUT 16 s after the answer with
+  ``leg_timeout=10,group_confirm_timeout=15``). ``originate_timeout`` counts from the originate,
+  ring time included, and would end the call first if it were shorter than ring + T (20b), so it
+  is set to ring + T + a margin: a backstop only.
+
+Caller IDs: ``origination_caller_id_number`` and ``origination_caller_id_name`` on each leg are
+what that leg's phone shows (c2c.calls.caller_id decides them). A name always goes with the
+number: left unset, FreeSWITCH fills one in that differs from the number (16).
+
+Every value that enters the string is checked here again (digits, uuid shape, int range, the
+character sets of c2c.channel_values) even though the request and the config were validated:
+nothing a customer or an operator sends may ever reach the switch unchecked.
 """
 
 from __future__ import annotations
@@ -29,6 +65,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from c2c.channel_values import check_display_name, check_for_bridge, check_media, in_braces
 from c2c.numbers import PhoneNumber
 
 CALL_ID_VARIABLE = "c2c_call_id"
@@ -43,13 +80,31 @@ BILLSEC_SAFETY_SECONDS = 1
 
 MAX_RING_TIMEOUT = 600
 MAX_TIME_LIMIT_SECONDS = 1440 * 60
+MAX_CONFIRM_TIMEOUT = 300
+CONFIRM_KEY = "1"
+# originate_timeout with press 1: ring + T + this. group_confirm_timeout ends an unconfirmed
+# caller 15-16 s after the answer for T=15 (20b), and originate_timeout is whole seconds that
+# can fall short by one (20: 9.3 s for 10); a few seconds more keep it a backstop only.
+CONFIRM_MARGIN_SECONDS = 5
 
-_CALLER_ID = re.compile(r"[0-9]{1,17}")
+_DIGITS = re.compile(r"[0-9]{1,17}")
+# A caller ID number as shown: E.164 with '+', or digits (E.164 without '+', national with a
+# trunk prefix, or a caller_id read as the caller's country code + up to 15 digits).
+_CALLER_ID_NUMBER = re.compile(r"\+?[0-9]{1,24}")
 # What a dial target may hold after the template is filled: a sofia/loopback/user URL. No space,
 # comma, quote, brace, bracket, parenthesis, '|', '$', '\\' or '&' (each means something to the
 # API splitter, the {} parser, the &bridge argument or the variable expander).
 _DIAL_TARGET = re.compile(r"[A-Za-z0-9_+@:./;=-]+")
 _ENTERPRISE_SEPARATOR = ":_:"
+
+
+@dataclass(frozen=True)
+class PressToConnect:
+    """Press 1 to connect: what the caller hears while FreeSWITCH waits for the key, and for how
+    many seconds from their answer."""
+
+    prompt: str  # a sound file or tone_stream:// (c2c.channel_values.check_media)
+    timeout: int
 
 
 @dataclass(frozen=True)
@@ -61,10 +116,14 @@ class OriginateSpec:
     callee: PhoneNumber
     caller_uuid: str  # the A leg's pre-assigned Unique-ID
     callee_uuid: str  # the B leg's pre-assigned Unique-ID
-    caller_id_for_callee: str  # digits shown on the callee's phone
-    caller_id_for_caller: str  # digits shown on the caller's phone
+    caller_id_for_callee: str  # number shown on the callee's phone: '+' and digits, or digits
+    caller_id_for_caller: str  # number shown on the caller's phone
     ring_timeout: int  # seconds each leg may ring
     time_limit_seconds: int  # most the two people may talk, normally N * 60
+    caller_id_name_for_callee: str = ""  # display name on the callee's phone; '' leaves it unset
+    caller_id_name_for_caller: str = ""  # display name on the caller's phone
+    ringback: str = ""  # tone or file the answered caller hears while B rings; '' for none
+    confirm: PressToConnect | None = None  # the caller must press 1 before B is dialed
 
 
 def build_originate(call: OriginateSpec, dial_string_template: str) -> str:
@@ -83,27 +142,36 @@ def build_originate(call: OriginateSpec, dial_string_template: str) -> str:
     time_limit = _int_in(call.time_limit_seconds, 1, MAX_TIME_LIMIT_SECONDS, "time_limit_seconds")
     hangup_after = max(1, time_limit - BILLSEC_SAFETY_SECONDS)
 
-    caller_vars = _variables(
-        [
-            ("origination_uuid", caller_uuid),
-            (CALL_ID_VARIABLE, call_id),
-            (LEG_VARIABLE, CALLER_LEG),
-            ("ignore_early_media", "true"),
-            ("originate_timeout", str(ring_timeout)),
-            ("origination_caller_id_number", _digits(call.caller_id_for_caller, "caller id")),
+    caller_pairs = [
+        ("origination_uuid", caller_uuid),
+        (CALL_ID_VARIABLE, call_id),
+        (LEG_VARIABLE, CALLER_LEG),
+        ("ignore_early_media", "true"),
+        *_caller_timeouts(ring_timeout, call.confirm),
+        *_caller_id("for the caller", call.caller_id_for_caller, call.caller_id_name_for_caller),
+    ]
+    if call.ringback:
+        caller_pairs.append(("transfer_ringback", _media(call.ringback, "ringback")))
+    if call.confirm is not None:
+        caller_pairs += [
+            ("group_confirm_key", CONFIRM_KEY),
+            ("group_confirm_file", _media(call.confirm.prompt, "confirm prompt")),
+            ("group_confirm_timeout", str(call.confirm.timeout)),
         ]
-    )
-    callee_vars = _variables(
-        [
-            ("origination_uuid", callee_uuid),
-            (CALL_ID_VARIABLE, call_id),
-            (LEG_VARIABLE, CALLEE_LEG),
-            ("ignore_early_media", "true"),
-            ("leg_timeout", str(ring_timeout)),
-            ("origination_caller_id_number", _digits(call.caller_id_for_callee, "caller id")),
-            ("execute_on_answer", f"'sched_hangup +{hangup_after} ALLOTTED_TIMEOUT'"),
-        ]
-    )
+    callee_pairs = [
+        ("origination_uuid", callee_uuid),
+        (CALL_ID_VARIABLE, call_id),
+        (LEG_VARIABLE, CALLEE_LEG),
+        ("ignore_early_media", "false"),
+        ("bridge_early_media", "true"),
+        ("leg_timeout", str(ring_timeout)),
+        *_caller_id("for the callee", call.caller_id_for_callee, call.caller_id_name_for_callee),
+        ("execute_on_answer", f"'sched_hangup +{hangup_after} ALLOTTED_TIMEOUT'"),
+    ]
+    for _, value in callee_pairs:  # inside &bridge(...): its argument ends at the first ')'
+        check_for_bridge(value)
+    caller_vars = _variables(caller_pairs)
+    callee_vars = _variables(callee_pairs)
     caller_target = dial_target(dial_string_template, call.caller)
     callee_target = dial_target(dial_string_template, call.callee)
     return f"originate {caller_vars}{caller_target} &bridge({callee_vars}{callee_target})"
@@ -124,6 +192,36 @@ def dial_target(template: str, number: PhoneNumber) -> str:
     return target
 
 
+def _caller_timeouts(ring_timeout: int, confirm: PressToConnect | None) -> list[tuple[str, str]]:
+    """The caller leg's ring timeout, and with press 1 the confirmation window (20b)."""
+    if confirm is None:
+        return [("originate_timeout", str(ring_timeout))]
+    timeout = _int_in(confirm.timeout, 1, MAX_CONFIRM_TIMEOUT, "confirm timeout")
+    return [
+        ("originate_timeout", str(ring_timeout + timeout + CONFIRM_MARGIN_SECONDS)),
+        ("leg_timeout", str(ring_timeout)),
+    ]
+
+
+def _caller_id(whom: str, number: object, name: object) -> list[tuple[str, str]]:
+    if not isinstance(number, str) or not _CALLER_ID_NUMBER.fullmatch(number):
+        raise ValueError(f"caller id {whom} must be '+' and digits, or digits")
+    pairs = [("origination_caller_id_number", number)]
+    if name != "":
+        try:
+            pairs.append(("origination_caller_id_name", in_braces(check_display_name(name))))
+        except ValueError as exc:
+            raise ValueError(f"caller id name {whom} {exc}") from exc
+    return pairs
+
+
+def _media(value: object, what: str) -> str:
+    try:
+        return in_braces(check_media(value))
+    except ValueError as exc:
+        raise ValueError(f"{what} {exc}") from exc
+
+
 def _variables(pairs: list[tuple[str, str]]) -> str:
     return "{" + ",".join(f"{name}={value}" for name, value in pairs) + "}"
 
@@ -139,7 +237,7 @@ def _uuid(value: object, what: str) -> str:
 
 
 def _digits(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _CALLER_ID.fullmatch(value):
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value):
         raise ValueError(f"{what} must be 1-17 ASCII digits")
     return value
 

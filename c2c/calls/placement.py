@@ -1,8 +1,13 @@
 """Accepting a click-to-call request: the checks in DESIGN.md's order, the reservation, the originate.
 
-Order: 1 (key), 5 (disabled), 4 (malformed), 8/7/10/9 (coverage), 3 (DNC), 2 (credits), 6 (flood);
-11 when the store or every switch is unreachable. The store's accept transaction decides 3, 2 and 6
+Order: 1 (key), 5 (disabled), 4 (malformed; with C2C_CALLER_ID_POLICY=own also a caller_id that is
+not one of the account's own numbers), 8/7/10/9 (coverage), 3 (DNC), 2 (credits), 6 (flood); 11
+when the store or every switch is unreachable. The store's accept transaction decides 3, 2 and 6
 atomically; everything before it only reads, so a rejected request leaves nothing behind.
+
+Per call, from the account and the config: whether the caller must press 1 (the key's own
+setting, else C2C_CONFIRM), which of its numbers are the account's own (no flood stamp or check
+for them), and what each phone is shown and hears (c2c.calls.caller_id, c2c.calls.tones).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from dataclasses import dataclass
 from c2c.callbacks.address_guard import check_url_host
 from c2c.calls.accept_groups import AcceptGroups
 from c2c.calls.account_cache import AccountCache
-from c2c.calls.originate import OriginateSpec, build_originate
+from c2c.calls.caller_id import POLICY_OWN, caller_id_allowed, shown_ids
+from c2c.calls.originate import OriginateSpec, PressToConnect, build_originate
 from c2c.calls.request import (
     ClickToCallRequest,
     api_key_from,
     first_coverage_failure,
     validate_clicktocall,
 )
+from c2c.calls.tones import confirm_prompt, ringback_for
 from c2c.config import Config
 from c2c.errors import (
     CommandTimeout,
@@ -34,7 +41,7 @@ from c2c.errors import (
 )
 from c2c.esl.connection import EslConnection
 from c2c.esl.switches import Switches
-from c2c.store import NewCall, Store
+from c2c.store import Account, NewCall, Store
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,11 @@ class CallPlacer:
         request = validate_clicktocall(params)
         if request.callback_url and not self._config.callback_allow_private:
             self._check_callback_host(request.callback_url)
+        if self._config.caller_id_policy == POLICY_OWN and not caller_id_allowed(
+            request.caller_id, request.caller, account.own_numbers
+        ):
+            # A malformed request (4) under this policy: decided before coverage (8, 7, 10, 9).
+            return Placement(4, "caller_id is not one of the account's own numbers")
         rules = self._store.coverage.rules()
         failed = first_coverage_failure(request, rules.country_supported, rules.area_supported)
         if failed is not None:
@@ -122,6 +134,11 @@ class CallPlacer:
             job_uuid=str(uuid.uuid4()),
             caller_uuid=str(uuid.uuid4()),
             callee_uuid=str(uuid.uuid4()),
+            confirm=self._confirm(account),
+            flood_exempt=frozenset(
+                n for n in (request.caller.e164_int, request.callee.e164_int)
+                if n in account.own_numbers
+            ),
         )
         accepted = self._accepts.accept(account.id, new_call, now)
         # Count it at once, so a burst within the refresh interval spreads over the switches.
@@ -130,6 +147,13 @@ class CallPlacer:
         log.info("call %s accepted on %s (%d min reserved)", call_id, connection.name,
                  accepted.max_minutes)
         return Placement(0, "accepted", call_id)
+
+    def _confirm(self, account: Account) -> bool:
+        """Press 1 to connect: the key's own setting (c2c keys set --confirm on|off), else
+        C2C_CONFIRM (default)."""
+        if account.confirm is not None:
+            return account.confirm
+        return self._config.confirm == "key"
 
     def _in_flight(self) -> dict[str, int]:
         """Calls in flight per switch, for choosing one: not needed with a single switch, and
@@ -153,18 +177,43 @@ class CallPlacer:
 
     def _originate(self, connection: EslConnection, call: NewCall, request: ClickToCallRequest,
                    max_minutes: int) -> None:
+        config = self._config
+        shown = shown_ids(
+            request.caller_id,
+            request.caller,
+            request.callee,
+            fmt=config.caller_id_format,
+            name=config.caller_id_name,
+            for_caller=config.caller_id_for_caller,
+        )
+        confirm = None
+        if call.confirm:
+            confirm = PressToConnect(
+                prompt=confirm_prompt(config.confirm_prompt, config.confirm_timeout),
+                timeout=config.confirm_timeout,
+            )
         spec = OriginateSpec(
             call_id=call.id,
             caller=request.caller,
             callee=request.callee,
             caller_uuid=call.caller_uuid,
             callee_uuid=call.callee_uuid,
-            caller_id_for_callee=call.caller_id,
-            caller_id_for_caller=self._config.caller_id_for_caller or request.callee.national,
-            ring_timeout=self._config.ring_timeout,
+            caller_id_for_callee=shown.to_callee_number,
+            caller_id_for_caller=shown.to_caller_number,
+            ring_timeout=config.ring_timeout,
             time_limit_seconds=max_minutes * 60,
+            caller_id_name_for_callee=shown.to_callee_name,
+            caller_id_name_for_caller=shown.to_caller_name,
+            ringback=ringback_for(config.ringback, request.caller.country_code),
+            confirm=confirm,
         )
-        command = build_originate(spec, self._config.dial_string)
+        try:
+            command = build_originate(spec, config.dial_string)
+        except ValueError:
+            # Not for values validated at start-up; should it happen, nothing reached the switch:
+            # undo the accept, and place() answers 11.
+            self._store.cancel_call(call.id)
+            raise
         try:
             connection.bgapi(command, job_uuid=call.job_uuid)
         except CommandTimeout:

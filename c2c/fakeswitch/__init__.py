@@ -2,7 +2,9 @@
 
 ``FakeSwitch`` (server.py) is the entry point; ``Scenario`` (scenarios.py) says what each dialled
 number does; ``Faults`` (faults.py) makes it misbehave on demand. Run it as a process with
-``python -m c2c.fakeswitch`` or ``c2c fakeswitch`` (runner.py).
+``python -m c2c.fakeswitch`` or ``c2c fakeswitch`` (runner.py). ``FakeSwitch.heard(uuid)``, or
+``api fakeswitch_heard <uuid>`` over the socket (the simulator's own command), tells what a
+caller's phone heard (heard.py).
 """
 
 from c2c.fakeswitch.faults import Faults

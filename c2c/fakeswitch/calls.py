@@ -10,7 +10,12 @@ command, never blocks, and fires events synchronously, so their order is determi
   CHANNEL_BRIDGE (A); then whoever hangs up first (recordings 03, 09b);
 - A fails: A HANGUP, HANGUP_COMPLETE, then ``-ERR CAUSE`` (for an originate timeout the job result
   comes between HANGUP and HANGUP_COMPLETE, as in 06/06a);
-- B fails: B HANGUP, HANGUP_COMPLETE, then A ends with B's cause (NO_ANSWER & co. excepted).
+- B fails: B HANGUP, HANGUP_COMPLETE, then A ends with B's cause (NO_ANSWER & co. excepted);
+- A leaves while B rings: A HANGUP, B HANGUP ORIGINATOR_CANCEL, B HANGUP_COMPLETE, A
+  HANGUP_COMPLETE, A recording the cancelled bridge (originate_disposition ORIGINATOR_CANCEL).
+
+Early media and ringback follow media.py, press-1 confirmation confirm.py, the timeouts'
+whole-second arithmetic timeouts.py; what the caller hears is noted in heard.py.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from c2c.fakeswitch import sofia
+from c2c.fakeswitch import heard as hearing
+from c2c.fakeswitch import sofia, timeouts
 from c2c.fakeswitch.causes import CONTINUE_CAUSES, cause_from_string
 from c2c.fakeswitch.channels import CallerProfile, Channel, ProfileTimes
 from c2c.fakeswitch.clock import Clock, Timer
+from c2c.fakeswitch.confirm import (
+    DTMF_DURATION_SAMPLES,
+    ConfirmSettings,
+    KeyCollector,
+    digit_offsets,
+    playback_variables,
+)
 from c2c.fakeswitch.events import EventBus
+from c2c.fakeswitch.heard import Heard, HeardLog
+from c2c.fakeswitch.media import EarlyMedia, Ringback, ringback_source
 from c2c.fakeswitch.originate import (
     DEFAULT_TIMEOUT,
     DialLeg,
@@ -35,6 +50,7 @@ from c2c.fakeswitch.originate import (
     split_arguments,
 )
 from c2c.fakeswitch.scenarios import CALLEE, CALLER, Behaviour, Scenario
+from c2c.fakeswitch.tones import FILE, TONE, classify, play_seconds
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +70,11 @@ AT_CALLSTATE = ("switch_channel.c", "switch_channel_perform_set_callstate", 302)
 AT_EXECUTE = ("switch_core_session.c", "switch_core_session_exec", 2949)
 AT_EXECUTE_COMPLETE = ("switch_core_session.c", "switch_core_session_exec", 2972)
 AT_PARK = ("switch_ivr.c", "switch_ivr_park", 1004)
+AT_DTMF = ("switch_channel.c", "switch_channel_dequeue_dtmf", 677)
+
+# A ringback tone that makes no audio ends the bridge's originate this long after the callee's
+# 180/183 (16e: B's 183 at 0.548 s, its NO_ANSWER at 0.588 s).
+BAD_RINGBACK_DELAY = 0.04
 
 RINGING, EARLY, ANSWERED, HANGUP = "ringing", "early", "answered", "hangup"
 
@@ -79,6 +100,14 @@ class Leg:
     media_since_us: int = 0
     reporting_variables: list[tuple[str, str]] = field(default_factory=list)
     application_uuid: str = field(default_factory=lambda: str(uuid_module.uuid4()))
+    early: EarlyMedia = field(default_factory=lambda: EarlyMedia(True, False))
+    rang: bool = False  # a 180 came (CF_RING_READY)
+    leg_timer: Timer | None = None  # leg_timeout, which confirmation may cancel or replace
+    confirm: ConfirmSettings | None = None  # group_confirm_key set on this originate
+    confirming: bool = False  # answered, the prompt playing, the key not yet pressed
+    confirmed: bool = False
+    collector: KeyCollector | None = None
+    prompt_started: float | None = None  # while the prompt plays
 
     @property
     def uuid(self) -> str:
@@ -103,6 +132,8 @@ class Call:
     result: str | None = None
     # Originate timeout: the job result is written before A's HANGUP_COMPLETE (recording 06a).
     result_before_complete: bool = False
+    heard: Heard | None = None  # what the caller's phone hears
+    ringback: Ringback | None = None  # chosen when the bridge leg is dialled
 
     def deliver(self, text: str) -> None:
         if self.result is None:
@@ -134,6 +165,7 @@ class Switchboard:
         self.peak_sessions = 0
         self.api_runner: ApiRunner | None = None  # set by the command layer, for api_on_answer
         self.on_leg_complete: Callable[[Leg], None] | None = None  # CDR hook
+        self.heard = HeardLog()
 
     # ---------------------------------------------------------------------------------------
     # queries
@@ -173,6 +205,7 @@ class Switchboard:
             call.deliver("-ERR DESTINATION_OUT_OF_ORDER\n")
             return call
         call.a = self._create_leg(call, CALLER, leg, behaviour, originator=None)
+        call.heard = self.heard.start(call.a.uuid)
         timeout = positive_int(leg.variables.get("originate_timeout")) or request.timeout
         self._arm_ring_timeouts(call.a, timeout or DEFAULT_TIMEOUT)
         return call
@@ -250,6 +283,9 @@ class Switchboard:
             variables,
             originator.channel if originator else None,
         )
+        # The originate's settings: this leg's {} and [] plus what it inherited from the caller.
+        leg.early = EarlyMedia.of(channel.variables.get)
+        leg.confirm = ConfirmSettings.of(channel.variables.get)
         self._fire(leg, "CHANNEL_CREATE", AT_CREATE)
         self._fire(leg, "CHANNEL_ORIGINATE", AT_ORIGINATE)
         self._set_state(leg, "CS_CONSUME_MEDIA", 7)
@@ -268,15 +304,23 @@ class Switchboard:
             self._later(leg, behaviour.refuse_after, self._far_end_refuses, leg)
 
     def _arm_ring_timeouts(self, leg: Leg, no_answer_after: int) -> None:
-        """originate_timeout (NO_ANSWER) and leg_timeout (ALLOTTED_TIMEOUT), until answered."""
+        """leg_timeout (ALLOTTED_TIMEOUT) and originate_timeout (NO_ANSWER), in whole seconds
+        from now (timeouts.py), until the originate of this leg succeeds."""
+        start = self.clock.now()
         leg_timeout = positive_int(leg.channel.variables.get("leg_timeout"))
-        if leg_timeout is not None and leg_timeout <= no_answer_after:
-            self._later(leg, leg_timeout, self._ring_timeout, leg, "ALLOTTED_TIMEOUT")
-        else:
-            self._later(leg, no_answer_after, self._ring_timeout, leg, "NO_ANSWER")
+        if leg_timeout is not None:
+            due = timeouts.leg_deadline(start, leg_timeout)
+            leg.leg_timer = self._at(leg, due, self._ring_timeout, leg, "ALLOTTED_TIMEOUT")
+        due = timeouts.originate_deadline(start, no_answer_after)
+        self._at(leg, due, self._ring_timeout, leg, "NO_ANSWER")
 
-    def _later(self, leg: Leg, delay: float, callback: Callable[..., None], *args: object) -> None:
-        leg.timers.append(self.clock.call_later(delay, callback, *args))
+    def _later(self, leg: Leg, delay: float, callback: Callable[..., None], *args: object) -> Timer:
+        timer = self.clock.call_later(delay, callback, *args)
+        leg.timers.append(timer)
+        return timer
+
+    def _at(self, leg: Leg, when: float, callback: Callable[..., None], *args: object) -> Timer:
+        return self._later(leg, when - self.clock.now(), callback, *args)
 
     # ---------------------------------------------------------------------------------------
     # the far end
@@ -285,14 +329,26 @@ class Switchboard:
         if leg.status != RINGING or leg.channel.caller.times.progress:
             return
         channel = leg.channel
+        self._identify(leg)
         sofia.provisional_response(channel, leg.dialog)
         now = self.clock.now_us()
         channel.caller.times.progress = now
         if channel.other is not None and not channel.other.times.progress:
             channel.other.times.progress = now
+        leg.rang = True
         self._fire(leg, "CHANNEL_PROGRESS", AT_PROGRESS)
         self._set_callstate(leg, "RINGING")
         self._tell_originator(leg)
+        if leg.role == CALLEE:
+            self._callee_progress(leg, media=False)
+
+    def _identify(self, leg: Leg) -> None:
+        """A far end whose replies carry its identity becomes the leg's callee id (the lab's
+        FreeSWITCH phones do, sipp does not: recordings 16-20 against 03)."""
+        identity = leg.behaviour.identity_for(leg.dialog.target.user)
+        if identity is not None:
+            caller = leg.channel.caller
+            caller.callee_id_name, caller.callee_id_number = identity
 
     def _tell_originator(self, leg: Leg) -> None:
         """Ringing or answering, the bridge leg's callee id is passed on to A (06c, 03)."""
@@ -305,19 +361,25 @@ class Switchboard:
         if leg.status != RINGING:
             return
         channel = leg.channel
+        self._identify(leg)
         sofia.media_up(channel, leg.dialog)
         channel.caller.times.progress_media = self.clock.now_us()
         leg.status = EARLY
         leg.media_since_us = self.clock.now_us()
+        channel.answer_state = "early"
+        channel.variables.set("endpoint_disposition", "EARLY MEDIA")
         self._fire(leg, "CHANNEL_PROGRESS_MEDIA", AT_PROGRESS_MEDIA)
         self._set_callstate(leg, "EARLY")
-        if (channel.variables.get("ignore_early_media") or "").lower() != "true":
+        if leg.early.counts_as_answer:
             self._originate_succeeded(leg)  # early media counts as an answer
+        elif leg.role == CALLEE:
+            self._callee_progress(leg, media=True)
 
     def _far_end_answers(self, leg: Leg) -> None:
         if leg.status not in (RINGING, EARLY):
             return
         channel = leg.channel
+        self._identify(leg)
         sofia.media_up(channel, leg.dialog)
         now = self.clock.now_us()
         channel.caller.times.answered = now
@@ -326,12 +388,41 @@ class Switchboard:
         leg.status = ANSWERED
         channel.answer_state = "answered"
         self._fire(leg, "CHANNEL_ANSWER", AT_ANSWER)
+        channel.variables.set("endpoint_disposition", "ANSWER")  # after the event (mark_answered)
         self._set_callstate(leg, "ACTIVE")
+        call = leg.call
+        if leg.role == CALLER and call.heard is not None:
+            call.heard.answer(now / 1_000_000)
+        elif leg.role == CALLEE and leg.peer is not None and call.heard is not None:
+            call.heard.hear(now / 1_000_000, hearing.CALLEE, leg=leg.uuid)  # early-bridged
         behaviour = leg.behaviour
         if behaviour.hangup_after is not None:
             self._later(leg, behaviour.hangup_after, self._far_end_hangs_up, leg)
+        if behaviour.dtmf:
+            for digit, after in digit_offsets(behaviour.dtmf, behaviour.dtmf_after):
+                self._later(leg, after, self._far_end_presses, leg, digit)
         self._on_answer_actions(leg)
         self._originate_succeeded(leg)  # a no-op when early media already counted as success
+
+    def _far_end_presses(self, leg: Leg, digit: str) -> None:
+        """The phone sent one RFC 2833 digit; its DTMF event comes as the digit ends (19b)."""
+        if leg.status != ANSWERED:
+            return
+        if self.bus.wanted("DTMF"):
+            self.bus.fire(
+                "DTMF",
+                AT_DTMF,
+                leg.channel.event_headers("DTMF")
+                + [
+                    ("DTMF-Digit", digit),
+                    ("DTMF-Duration", str(DTMF_DURATION_SAMPLES)),
+                    ("DTMF-Source", "RTP"),
+                ],
+            )
+        if leg.confirming and leg.collector is not None:
+            if leg.collector.press(digit):
+                self._confirmed(leg)
+            # a wrong entry is ignored (FreeSWITCH would play group_confirm_error_file)
 
     def _far_end_refuses(self, leg: Leg) -> None:
         if leg.status not in (RINGING, EARLY):
@@ -348,16 +439,23 @@ class Switchboard:
             self.hangup(leg, leg.behaviour.hangup_cause, "recv_bye")
 
     def _ring_timeout(self, leg: Leg, cause: str) -> None:
-        if leg.status not in (RINGING, EARLY):
+        """A ring timeout, or a confirmation never given: the leg is cancelled or, answered and
+        waiting for the key, hung up with a BYE (recording 20: send_bye, billsec from the
+        answer)."""
+        if not (leg.status in (RINGING, EARLY) or leg.confirming):
             return
         if leg.role == CALLER and cause == "NO_ANSWER":
             leg.call.result_before_complete = True
-        self.hangup(leg, cause, "send_cancel")
+        self.hangup(leg, cause, "send_bye" if leg.status == ANSWERED else "send_cancel")
 
     # ---------------------------------------------------------------------------------------
     # originate outcome, the application, the bridge
 
     def _originate_succeeded(self, leg: Leg) -> None:
+        if leg.confirm is not None and not leg.confirmed:
+            if not leg.confirming:
+                self._start_confirm(leg, leg.confirm)
+            return
         for timer in list(leg.timers):
             if timer.callback == self._ring_timeout:
                 timer.cancel()
@@ -369,6 +467,93 @@ class Switchboard:
             self._start_application(leg)
         elif call.a is not None and call.a.up and leg.peer is None:
             self._bridge(call.a, leg)
+
+    # ---------------------------------------------------------------------------------------
+    # group confirm (press 1 to connect)
+
+    def _start_confirm(self, leg: Leg, confirm: ConfirmSettings) -> None:
+        """The leg answered: the prompt plays and the originate waits for the key, its timeouts
+        still running as confirm.py says."""
+        answered_us = leg.channel.caller.times.answered
+        started = answered_us / 1_000_000 if answered_us else self.clock.now()
+        leg.confirming = True
+        leg.collector = KeyCollector(confirm.key)
+        leg.prompt_started = started
+        if confirm.cancel_timeout or confirm.timeout is not None:
+            if leg.leg_timer is not None:
+                leg.leg_timer.cancel()
+                leg.leg_timer = None
+        if confirm.timeout is not None:
+            due = timeouts.confirm_deadline(started, confirm.timeout)
+            leg.leg_timer = self._at(leg, due, self._ring_timeout, leg, "ALLOTTED_TIMEOUT")
+        if confirm.file:
+            self._hear(leg, started, hearing.PROMPT, value=confirm.file)
+        seconds = play_seconds(confirm.file)
+        if seconds is not None:
+            self._later(leg, seconds, self._prompt_played, leg, seconds)
+
+    def _prompt_played(self, leg: Leg, seconds: float) -> None:
+        """The whole prompt played (20b: a 10 s tone_stream left playback_ms 10000); then the
+        leg waits for the key in silence (no replay seen within 19 s of the answer, 20b)."""
+        if not leg.confirming or leg.prompt_started is None:
+            return
+        leg.channel.variables.update(playback_variables(seconds))
+        leg.prompt_started = None
+        self._hear(leg, self.clock.now(), hearing.SILENCE)
+
+    def _hear(self, leg: Leg, at: float, what: str, **details: str) -> None:
+        """Note what the caller hears, when ``leg`` is the caller."""
+        if leg.role == CALLER and leg.call.heard is not None:
+            leg.call.heard.hear(at, what, **details)
+
+    def _confirmed(self, leg: Leg) -> None:
+        """The key: the leg wins, its group_confirm_* go (19), the originate succeeds."""
+        leg.confirming = False
+        leg.confirmed = True
+        variables = leg.channel.variables
+        for name, _ in variables.items():
+            if name.startswith("group_confirm_"):
+                variables.unset(name)
+        if leg.prompt_started is not None:  # the key stopped the prompt
+            variables.update(playback_variables(self.clock.now() - leg.prompt_started))
+            leg.prompt_started = None
+        variables.set("read_result", "success")
+        variables.set("group_dial_status", "winner")
+        self._hear(leg, self.clock.now(), hearing.SILENCE)
+        self._originate_succeeded(leg)
+
+    # ---------------------------------------------------------------------------------------
+    # what the caller hears while the bridge leg rings
+
+    def _callee_progress(self, b: Leg, media: bool) -> None:
+        """B's 180 (``media`` False) or a 183 that is not an answer: the caller hears B's early
+        media when it is passed through and B has not rung, else the ringback (media.py)."""
+        call = b.call
+        a = call.a
+        if a is None or not a.up or b.peer is not None or call.heard is None:
+            return
+        now = self.clock.now()
+        if media and b.early.passes_through and not b.rang:
+            call.heard.hear(now, hearing.EARLY_MEDIA, leg=b.uuid)
+            return
+        if call.heard.current() == hearing.RINGBACK:
+            return
+        ringback = call.ringback
+        sound = classify(ringback.value if ringback else None)
+        if ringback is None or not sound.playable:
+            call.heard.hear(now, hearing.SILENCE)
+            if sound.fails_bridge:
+                self._later(b, BAD_RINGBACK_DELAY, self._ringback_failed, b)
+            return
+        if sound.kind in (TONE, FILE):
+            call.heard.hear(now, hearing.RINGBACK, variable=ringback.variable, value=ringback.value)
+        else:
+            call.heard.hear(now, hearing.SILENCE)
+
+    def _ringback_failed(self, b: Leg) -> None:
+        """16e: the tone made no audio, the ringback loop broke out, B is cancelled NO_ANSWER."""
+        if b.up and b.peer is None and b.status in (RINGING, EARLY):
+            self.hangup(b, "NO_ANSWER", "send_cancel")
 
     def _start_application(self, a: Leg) -> None:
         request = a.call.request
@@ -397,6 +582,10 @@ class Switchboard:
             cause = behaviour.cause if behaviour.action == "fail" else "DESTINATION_OUT_OF_ORDER"
             self._bridge_failed(a, None, cause)
             return
+        call = a.call
+        call.ringback = ringback_source(a.channel.variables.get, a.status == ANSWERED)
+        if call.heard is not None and call.heard.current() != hearing.SILENCE:
+            call.heard.hear(self.clock.now(), hearing.SILENCE)
         b = self._create_leg(a.call, CALLEE, dial, behaviour, originator=a)
         a.call.b = b
         sofia.bridge_leg_created(a.channel, b.channel)
@@ -416,6 +605,9 @@ class Switchboard:
         cb.caller.times.bridged = now
         ca.other.times.bridged = now
         a.peer, b.peer = b, a
+        if a.call.heard is not None:
+            heard_now = hearing.CALLEE if b.status == ANSWERED else hearing.EARLY_MEDIA
+            a.call.heard.hear(self.clock.now(), heard_now, leg=b.uuid)
         self._fire(
             a,
             "CHANNEL_BRIDGE",
@@ -504,9 +696,7 @@ class Switchboard:
             return
         self._fire_hangup(leg, cause)
         if leg.role == CALLER and call.b is not None and call.b.up:
-            # A left while B was still being dialled: B's originate is cancelled.
-            self._fire_hangup(call.b, "ORIGINATOR_CANCEL", "send_cancel")
-            self._complete(call.b)
+            self._cancel_bridge_leg(leg, call.b, cause)
         if leg.role == CALLER and call.result is None and call.result_before_complete:
             call.deliver(f"-ERR {cause}\n")
         self._complete(leg)
@@ -514,6 +704,15 @@ class Switchboard:
             call.deliver(f"-ERR {cause}\n")
         if leg.role == CALLEE and call.a is not None and call.a.up and leg.peer is None:
             self._bridge_failed(call.a, leg, cause)
+
+    def _cancel_bridge_leg(self, a: Leg, b: Leg, cause: str) -> None:
+        """A left while B was still being dialled (issue 12): A's hangup reaches B through
+        originate_signal_bond (last_bridge_hangup_cause on B), B's originate is cancelled, and
+        the bridge app leaves the outcome on A before its reporting state."""
+        b.channel.variables.set("last_bridge_hangup_cause", cause)
+        self._fire_hangup(b, "ORIGINATOR_CANCEL", "send_cancel")
+        self._complete(b)
+        sofia.bridge_leg_failed(a.channel, b.channel, "ORIGINATOR_CANCEL")
 
     def _callee_ends_bridge(self, b: Leg, a: Leg, cause: str) -> None:
         """Recording 03: B HANGUP, B HANGUP_COMPLETE, CHANNEL_UNBRIDGE, A HANGUP, A COMPLETE."""
@@ -561,7 +760,10 @@ class Switchboard:
         if disposition:
             leg.disposition = disposition
         leg.cancel_timers()
+        leg.confirming = False
         channel = leg.channel
+        if leg.role == CALLER and leg.call.heard is not None:
+            leg.call.heard.end(self.clock.now())
         leg.status = HANGUP
         channel.hangup_cause = cause
         channel.answer_state = "hangup"

@@ -2,6 +2,10 @@
 
 ``ApiCommands.run(line, done)`` calls ``done(output)`` once: at once for every command but
 ``originate``, which answers when its A leg has answered or failed (esl-reference.md 2.1, 5).
+
+One command is the simulator's own and has no FreeSWITCH counterpart: ``fakeswitch_heard
+<caller-uuid>`` answers, as JSON, what the caller's phone has heard since it answered (heard.py),
+or ``-ERR no such call``.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class ApiCommands:
             "global_getvar": self.global_getvar,
             "version": self.version,
             "hostname": lambda args: self.identity.hostname,
+            "fakeswitch_heard": self.fakeswitch_heard,
         }
         switchboard.api_runner = self.run_now
 
@@ -149,6 +154,16 @@ class ApiCommands:
             return f"+OK hangup all channels matching [{name}]=[{value}] with cause: {cause}\n"
         self.switchboard.hupall(cause)
         return f"+OK hangup all channels with cause {cause}\n"
+
+    def fakeswitch_heard(self, args: str) -> str:
+        """Simulator only (real FreeSWITCH has no such command): what the caller heard."""
+        words = args.split()
+        if not words:
+            return "-USAGE: <caller-uuid>\n"
+        heard = self.switchboard.heard.get(words[0])
+        if heard is None:
+            return "-ERR no such call\n"
+        return json.dumps(heard.to_json(), separators=(",", ":")) + "\n"
 
     def uuid_getvar(self, args: str) -> str:
         words = args.split()

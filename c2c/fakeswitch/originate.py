@@ -80,22 +80,32 @@ class OriginateRequest:
     cid_num: str | None = None
 
 
+# What a backslash turns into in the API splitter (cleanup_separated_string); any other escaped
+# character keeps its backslash, so ``\,`` reaches the ``{}`` parser intact (recording 16).
+_API_ESCAPES = {"'": "'", '"': '"', " ": " ", "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "s": " "}
+
+
 def split_arguments(text: str) -> list[str]:
-    """switch_separate_string on spaces: quotes group words and vanish, backslash escapes."""
+    """switch_separate_string on spaces: quotes group words and vanish (a quote with no partner
+    after it is kept as it is); a backslash escapes a quote, a space, a backslash and ``n r t s``
+    and is kept before anything else (``\\,`` stays ``\\,`` for the ``{}`` parser)."""
     words: list[str] = []
     current: list[str] = []
     in_word = False
     quoted = False
-    escaped = False
-    for ch in text:
-        if escaped:
-            current.append(ch)
-            escaped = False
+    index = 0
+    while index < len(text):
+        ch = text[index]
+        index += 1
+        if ch == "\\" and index < len(text):
+            escaped = _API_ESCAPES.get(text[index])
+            if escaped is None:
+                current.append(ch)
+            else:
+                current.append(escaped)
+                index += 1
             in_word = True
-        elif ch == "\\":
-            escaped = True
-            in_word = True
-        elif ch == "'":
+        elif ch == "'" and (quoted or "'" in text[index:]):
             quoted = not quoted
             in_word = True
         elif ch == " " and not quoted:

@@ -12,14 +12,23 @@ Actions and their parameters (delays in seconds, before --time-scale):
 ==============  ==================================================================================
 ``answer``      ``answer_after`` (1), ``hangup_after`` (null: never; else seconds after the answer,
                 when this far end hangs up with ``hangup_cause``, default NORMAL_CLEARING),
-                ``progress_after`` (0: the 180 Ringing), ``early_media_after`` (null: a 183 with
-                SDP; counts as an answer unless the leg has ignore_early_media=true)
+                ``progress_after`` (0: the 180 Ringing; null: no 180), ``early_media_after``
+                (null; else a 183 with SDP: an answer unless the leg ignores early media, see
+                media.py), ``dtmf`` (digits the phone presses once answered, e.g. "1"; null:
+                none) and ``dtmf_after`` (1: seconds after the answer; each digit lasts 0.26 s
+                and its DTMF event comes as it ends), ``identity`` (null: the replies carry no
+                identity, as sipp's; "number": they carry the dialled number as name and number,
+                as the FreeSWITCH phones of recordings 16-24 do, which becomes the leg's callee
+                id; any other text: that display name with the dialled number)
 ``no_answer``   rings until a timeout ends it (originate_timeout -> NO_ANSWER, leg_timeout ->
-                ALLOTTED_TIMEOUT, else 60 s -> NO_ANSWER); ``progress_after``, ``early_media_after``
+                ALLOTTED_TIMEOUT, else 60 s -> NO_ANSWER); ``progress_after``,
+                ``early_media_after``, ``identity``
 ``busy``        486 -> USER_BUSY              ``congestion``  503 -> NORMAL_TEMPORARY_FAILURE
 ``reject``      603 -> CALL_REJECTED          ``invalid``     404 -> UNALLOCATED_NUMBER
-``refuse``      any ``sip_status`` (mapped as sofia does); all four above take ``after`` (0.3)
-                and ``progress_after`` (null: refused without ringing first)
+``refuse``      any ``sip_status`` (mapped as sofia does); all five take ``after`` (0.3: when the
+                refusal comes), ``progress_after`` (null: refused without ringing first),
+                ``early_media_after`` (null; else a 183 with SDP first, e.g. a carrier's "number
+                not in service" announcement before a 404, recording 18) and ``identity``
 ``fail``        no channel at all, the originate fails with ``cause`` (e.g. GATEWAY_DOWN)
 ==============  ==================================================================================
 
@@ -29,10 +38,16 @@ elapses first sends the BYE.
 The default scenario (no file; ``--show-default-scenario`` prints it), by the number's end:
 0486 busy, 0503 congestion, 0603 reject, 0404 invalid, 0480 refused with 480
 (NO_USER_RESPONSE), 0408 rings and never answers, 0809 fails with GATEWAY_DOWN before any
-channel exists, 0183 sends early media at 0.5 s and answers at 2 s (callee hangs up 5 s later),
-0999 answers after 1 s and never hangs up. Any other number answers after 1 s; as the callee it
-hangs up 5 s after answering, as the caller it waits for the other side (so a default call is
-bridged for 5 s and ends NORMAL_CLEARING on both legs).
+channel exists, 0183 rings, sends early media at 0.5 s and answers at 2 s (callee hangs up 5 s
+later), 0999 answers after 1 s and never hangs up; like the phones of recordings 16-20: 0305
+sends a 183 with its own ringback at once (no 180), answers at 3 s and hangs up 5 s later, 0405
+sends a 183 with an announcement at once and refuses with 404 at 3 s, 0700 is a voicemail
+(answers after 0.5 s, never presses a key, never hangs up), 0701 a person who confirms (answers
+after 0.5 s, presses 1 1.5 s later, never hangs up). Any other number answers after 1 s; as the
+callee it hangs up 5 s after answering; as the caller it waits for the other side and presses 1
+one second after answering, which matters only when the originate asks for a confirmation
+(group_confirm_key), so a default call without one is bridged for 5 s and ends NORMAL_CLEARING
+on both legs.
 """
 
 from __future__ import annotations
@@ -81,7 +96,38 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "hangup_after": 5,
     },
     {"suffix": "0999", "action": "answer", "answer_after": 1, "hangup_after": None},
-    {"role": "caller", "action": "answer", "answer_after": 1, "hangup_after": None},
+    {
+        "suffix": "0305",
+        "action": "answer",
+        "progress_after": None,
+        "early_media_after": 0,
+        "answer_after": 3,
+        "hangup_after": 5,
+    },
+    {
+        "suffix": "0405",
+        "action": "invalid",
+        "progress_after": None,
+        "early_media_after": 0,
+        "after": 3,
+    },
+    {"suffix": "0700", "action": "answer", "answer_after": 0.5, "hangup_after": None},
+    {
+        "suffix": "0701",
+        "action": "answer",
+        "answer_after": 0.5,
+        "hangup_after": None,
+        "dtmf": "1",
+        "dtmf_after": 1.5,
+    },
+    {
+        "role": "caller",
+        "action": "answer",
+        "answer_after": 1,
+        "hangup_after": None,
+        "dtmf": "1",
+        "dtmf_after": 1,
+    },
     {"action": "answer", "answer_after": 1, "hangup_after": 5},
 ]
 
@@ -89,6 +135,9 @@ _REFUSALS = {"busy": 486, "congestion": 503, "reject": 603, "invalid": 404}
 _ACTIONS = {"answer", "no_answer", "refuse", "fail", *_REFUSALS}
 _MATCH_KEYS = {"exact", "prefix", "suffix", "regex", "dial_string", "role"}
 _PARAMS = {
+    "dtmf",
+    "dtmf_after",
+    "identity",
     "answer_after",
     "hangup_after",
     "hangup_cause",
@@ -117,6 +166,15 @@ class Behaviour:
     sip_status: int = 486
     refuse_after: float = 0.3
     cause: str = "GATEWAY_DOWN"
+    dtmf: str | None = None  # digits the phone presses once answered
+    dtmf_after: float = 1.0
+    identity: str | None = None  # None | "number" | a display name (see the module docstring)
+
+    def identity_for(self, dialled: str) -> tuple[str, str] | None:
+        """(name, number) the far end's replies carry, if any."""
+        if self.identity is None:
+            return None
+        return (dialled if self.identity == "number" else self.identity), dialled
 
     @property
     def refuse_cause(self) -> str:
@@ -231,6 +289,25 @@ def _rule(raw: Any, where: str) -> Rule:
     )
 
 
+_DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
+
+
+def _dtmf(raw: Mapping[str, Any], where: str) -> str | None:
+    value = raw.get("dtmf")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or not set(value) <= _DTMF_DIGITS:
+        raise ScenarioError(f"{where}: dtmf must be a string of DTMF digits (0-9, *, #, A-D)")
+    return value.upper()
+
+
+def _identity(raw: Mapping[str, Any], where: str) -> str | None:
+    value = raw.get("identity")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ScenarioError(f'{where}: identity must be null, "number" or a display name')
+    return value
+
+
 def _behaviour(raw: Mapping[str, Any], action: str, where: str) -> Behaviour:
     hangup_cause = str(raw.get("hangup_cause", "NORMAL_CLEARING")).upper()
     cause = str(raw.get("cause", "GATEWAY_DOWN")).upper()
@@ -246,6 +323,8 @@ def _behaviour(raw: Mapping[str, Any], action: str, where: str) -> Behaviour:
             sip_status=status,
             refuse_after=_number(raw, "after", where, 0.3) or 0.0,
             progress_after=_number(raw, "progress_after", where, None),
+            early_media_after=_number(raw, "early_media_after", where, None),
+            identity=_identity(raw, where),
         )
     if action == "fail":
         return Behaviour("fail", cause=cause)
@@ -256,6 +335,9 @@ def _behaviour(raw: Mapping[str, Any], action: str, where: str) -> Behaviour:
         hangup_cause=hangup_cause,
         progress_after=_number(raw, "progress_after", where, 0.0),
         early_media_after=_number(raw, "early_media_after", where, None),
+        dtmf=_dtmf(raw, where),
+        dtmf_after=_number(raw, "dtmf_after", where, 1.0) or 0.0,
+        identity=_identity(raw, where),
     )
 
 

@@ -178,6 +178,12 @@ class FakeSwitch:
     def legs(self) -> dict[str, Leg]:
         return dict(self.switchboard.legs)
 
+    def heard(self, caller_uuid: str) -> dict[str, Any] | None:
+        """What the caller's phone (the originate's A leg) has heard since it answered: the
+        segments of heard.py, or None for a call this switch does not know (any more)."""
+        timeline = self.switchboard.heard.get(caller_uuid)
+        return None if timeline is None else timeline.to_json()
+
     def api_command(self, line: str) -> str:
         """Run an API command in-process, as ``api <line>`` would (originate blocks)."""
         result = gevent.event.AsyncResult()

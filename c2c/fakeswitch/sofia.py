@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 from c2c.fakeswitch.causes import dialstatus, q850, sip_reason_phrase
 from c2c.fakeswitch.channels import Channel, Variables
+from c2c.fakeswitch.media import EarlyMedia
 from c2c.fakeswitch.originate import DialTarget
 
-# The A leg's variables that a leg it originates (the &bridge leg) inherits (ORIG:2370-2420).
+# The A leg's variables that a leg it originates (the &bridge leg) inherits when its own {} and []
+# do not set them (ORIG:2370-2420, finding 17). Not the ringback ones: bridge reads those from A.
 INHERITED_VARIABLES = (
     "forked_dial",
     "fail_on_single_reject",
@@ -178,8 +180,8 @@ def leg_create(
         for name, value in inherited_variables(originator.variables):
             if name not in dial_variables:
                 v.set(name, value)
-    ignore_early = (v.get("ignore_early_media") or "").lower() == "true"
-    v.set("originate_early_media", "false" if ignore_early else "true")
+    early_ok = EarlyMedia.of(v.get).counts_as_answer
+    v.set("originate_early_media", "true" if early_ok else "false")
     if originator is not None:
         v.set("originating_leg_uuid", originator.uuid)
     v.set("originate_endpoint", "sofia")
@@ -322,7 +324,7 @@ def application_started(channel: Channel, application: str, arguments: str) -> N
     """The originated A leg runs its app (&bridge, &park): the caller id flips to the callee."""
     v = channel.variables
     caller = channel.caller
-    v.set("endpoint_disposition", "ANSWER")
+    # endpoint_disposition was set when the leg answered (or "EARLY MEDIA" on its 183).
     v.set("pre_transfer_caller_id_number", caller.caller_id_number)
     v.set("channel_cid_flipped", "yes")
     v.touch("call_uuid")
@@ -359,9 +361,7 @@ def bridge_leg_answered(a: Channel, b: Channel) -> None:
     va.set("DIALSTATUS", "SUCCESS")
     va.set("originate_causes", f"{b.uuid};NONE")
     va.set("signal_bond", b.uuid)
-    vb = b.variables
-    vb.set("endpoint_disposition", "ANSWER")
-    vb.touch("call_uuid")
+    b.variables.touch("call_uuid")
 
 
 def bridge_leg_failed(a: Channel, b: Channel | None, cause: str) -> None:
