@@ -2,16 +2,41 @@
 
 Override with environment variables: C2C_BIND (127.0.0.1:8080), C2C_WORKERS (CPU count),
 C2C_WORKER_CONNECTIONS (1000), C2C_METRICS_DIR (where the workers keep their Prometheus values;
-default a fresh temporary directory), or with gunicorn's own command-line flags.
+default a fresh temporary directory), C2C_CONTROL_SOCKET (gunicorn's control socket, for
+`gunicornc`; default one per bind address, see below), or with gunicorn's own command-line flags.
 """
 
 import glob
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 
 bind = os.environ.get("C2C_BIND", "127.0.0.1:8080")
+
+
+def control_socket_path(bind_address, environ=os.environ):
+    """gunicorn's control socket for this instance.
+
+    gunicorn's default is one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl, else
+    ~/.gunicorn/gunicorn.ctl): a second master on the host takes it over and the first one's exit
+    removes it, so `gunicornc` reaches the wrong instance or none. Each c2c instance listens on its
+    own address, so the path is derived from it: c2c-127.0.0.1-8080.ctl in the same directory.
+    """
+    explicit = environ.get("C2C_CONTROL_SOCKET")
+    if explicit:
+        return explicit
+    runtime_dir = environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and os.path.isdir(runtime_dir):
+        directory = runtime_dir
+    else:
+        directory = os.path.join(os.path.expanduser("~"), ".gunicorn")
+    name = re.sub(r"[^A-Za-z0-9.-]+", "-", bind_address.split(",")[0].strip()).strip("-")
+    return os.path.join(directory, f"c2c-{name or 'default'}.ctl")
+
+
+control_socket = control_socket_path(bind)
 workers = int(os.environ.get("C2C_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gevent"
 worker_connections = int(os.environ.get("C2C_WORKER_CONNECTIONS", "1000"))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import phonenumbers
 
+from c2c.calls.routes import Route, parse_templates, read_routes_file
 from c2c.channel_values import check_display_name, check_media
 from c2c.errors import ConfigError
 
@@ -87,18 +86,8 @@ def _parse_switches(raw: str) -> tuple[SwitchAddress, ...]:
 
 
 def _parse_dial_string(raw: str) -> str:
-    fields = {name for _, name, _, _ in string.Formatter().parse(raw) if name is not None}
-    unknown = fields - {"country_code", "number", "e164"}
-    if unknown:
-        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use country_code, number, e164")
-    if not fields & {"number", "e164"}:
-        raise ValueError("must contain {number} or {e164}")
-    # The same character set the originate builder accepts for a dial target: nothing that could
-    # open a variable block, an application, a second leg or a channel-variable expansion.
-    sample = raw.format(country_code="1", number="5550100000", e164="+15550100000")
-    if not re.fullmatch(r"[A-Za-z0-9_+@:./;=-]+", sample) or ":_:" in sample:
-        raise ValueError("may only hold letters, digits and _ + @ : . / ; = - around the placeholders")
-    return raw
+    # TEMPLATE[|TEMPLATE...], each checked by the originate builder's own rules (c2c.calls.routes).
+    return "|".join(parse_templates(raw.strip()))
 
 
 def _parse_database_url(raw: str) -> str:
@@ -170,7 +159,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated FreeSWITCH Event Sockets, esl://:PASSWORD@HOST:PORT."),
     Setting("C2C_DIAL_STRING", "dial_string", "sofia/gateway/default/+{country_code}{number}",
             _parse_dial_string,
-            "Dial-string template; placeholders {country_code}, {number}, {e164}."),
+            "Dial-string template, or TEMPLATE|TEMPLATE... tried in order (gateway failover), for "
+            "numbers no route matches; placeholders {country_code}, {number}, {e164}."),
+    Setting("C2C_ROUTES_FILE", "routes", "", read_routes_file,
+            "File of 'PREFIX TEMPLATE[|TEMPLATE...]' lines: a number (E.164 digits) is dialed by "
+            "the longest prefix that matches it, else by C2C_DIAL_STRING; blank: no routes."),
     Setting("C2C_CALLER_ID_FOR_CALLER", "caller_id_for_caller", "", _parse_caller_id_number,
             "Number the caller sees on their phone: +E164, or digits read as from the caller's "
             "country; blank: the callee's number."),
@@ -213,6 +206,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds past ring timeout + time limit after which a call with no trace settles failed."),
     Setting("C2C_ESL_TIMEOUT", "esl_timeout", "5", _float_range(0.1, 120),
             "Seconds to wait for connecting to a switch and for each command's reply."),
+    Setting("C2C_ESL_LIVENESS_SECONDS", "esl_liveness_seconds", "45", _float_range(0.2, 3600),
+            "A switch connection silent this long (no event, no HEARTBEAT, no probe answered) is "
+            "dropped and reconnected; the switch is not live meanwhile."),
     Setting("C2C_LEASE_SECONDS", "lease_seconds", "6", _int_range(2, 300),
             "How long a worker's hold on a switch's event listener lasts unless renewed."),
     Setting("C2C_ACCOUNT_CACHE_SECONDS", "account_cache_seconds", "2", _float_range(0, 60),
@@ -239,6 +235,7 @@ class Config:
     database_url: str
     switches: tuple[SwitchAddress, ...]
     dial_string: str
+    routes: tuple[Route, ...]
     caller_id_for_caller: str
     caller_id_format: str
     caller_id_name: str
@@ -255,6 +252,7 @@ class Config:
     callback_timeout: float
     settle_grace: int
     esl_timeout: float
+    esl_liveness_seconds: float
     lease_seconds: int
     account_cache_seconds: float
     cdr_user: str

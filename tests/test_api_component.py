@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from c2c.calls.routes import parse_routes
+from c2c.fakeswitch.scenarios import Scenario
 from c2c.store.invariants import check_invariants
 from tests.support.app_harness import AppHarness
+from tests.support.originate_model import parse_originate
 
 TIME_SCALE = 0.02
 CREDITS = 10
@@ -369,4 +372,77 @@ def test_press_1_a_confirming_caller_is_bridged_a_voicemail_never_is(store_url):
         assert _heard(h, voicemail) == [("prompt", "tone_stream://%(500,500,440);loops=10")]
         account_row = h.store.accounts.find(account.id)
         assert (account_row.credits, account_row.reserved) == (CREDITS - 1, 0)
+        assert check_invariants(h.store, now=time.time()) == []
+
+
+# ------------------------------------------------------------------------------------------
+# routes (issue 12): each leg dialed by its own number's route, a failover list sent whole
+
+
+def test_each_leg_is_originated_through_its_own_route(store_url):
+    """A New York caller and a UK mobile callee, with C2C_ROUTES_FILE's 1212 (two gateways,
+    failover) and 447 lines: the originate carries each leg's own templates, and the simulator,
+    which dials the first target of a list, reaches each phone only through the gateway its route
+    puts first (every other target is refused by the scenario, so any other would fail the call).
+    The settled call is counted under each leg's route."""
+    routes = parse_routes(
+        [
+            "1 sofia/gateway/nanp/{e164}",
+            "1212 sofia/gateway/nyc/{e164}|sofia/gateway/nanp/{e164}",
+            "44 sofia/gateway/uk/{e164}",
+            "447 sofia/gateway/uk_mobile/00{country_code}{number}",
+        ]
+    )
+    only_through_the_route = Scenario.from_dict(
+        {
+            "rules": [
+                {
+                    "dial_string": r"^sofia/gateway/nyc/\+12125550123$",
+                    "role": "caller",
+                    "action": "answer",
+                    "answer_after": 1,
+                    "hangup_after": 5,
+                },
+                {
+                    "dial_string": "^sofia/gateway/uk_mobile/00447700900123$",
+                    "role": "callee",
+                    "action": "answer",
+                    "answer_after": 1,
+                    "hangup_after": 5,
+                },
+                {"action": "reject"},
+            ]
+        }
+    )
+    with AppHarness(
+        store_url,
+        time_scale=TIME_SCALE,
+        background=True,
+        flood_seconds=0,
+        scenario=only_through_the_route,
+        routes=routes,
+        dial_string="sofia/gateway/world/{e164}",
+    ) as h:
+        account = h.account(credits=CREDITS)
+        call_id = place(
+            h,
+            account.api_key,
+            caller_phone_number="2125550123",
+            callee_country_code="44",
+            callee_phone_number="7700900123",
+        )
+        command = next(sent for sent in h.sent if f"c2c_call_id={call_id}" in sent)
+        a_vars, a_target, b_vars, b_target = parse_originate(command)
+        assert a_target == "sofia/gateway/nyc/+12125550123|sofia/gateway/nanp/+12125550123"
+        assert a_vars["fail_on_single_reject"] == "!GATEWAY_DOWN:INVALID_GATEWAY"
+        assert b_target == "sofia/gateway/uk_mobile/00447700900123"
+        assert "fail_on_single_reject" not in b_vars
+        call = h.wait_settled(call_id)
+        assert (call["answered"], call["minutes"], call["reason"]) == (True, 1, None)
+        metrics = h.request("GET", "/metrics").text
+        for line in (
+            'c2c_calls_settled_by_route_total{leg="caller",outcome="answered",route="1212"} 1.0',
+            'c2c_calls_settled_by_route_total{leg="callee",outcome="answered",route="447"} 1.0',
+        ):
+            assert line in metrics, line
         assert check_invariants(h.store, now=time.time()) == []

@@ -19,9 +19,11 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from c2c.config import Config, SwitchAddress
-from c2c.errors import CommandFailed, CommandTimeout, ReplyLost, SwitchUnavailable
+from c2c.domain.switch_state import SwitchLoad, SwitchRecord
+from c2c.errors import CommandFailed, CommandTimeout, ReplyLost, StoreError, SwitchUnavailable
 from c2c.esl import connection as connection_module
-from c2c.esl.connection import EslConnection, SwitchState, reconnect_delay
+from c2c.esl.choice import refusal
+from c2c.esl.connection import EslConnection, SwitchState, keepalive_timings, reconnect_delay
 from c2c.esl.protocol import (
     DISCONNECT_SHUTDOWN,
     Command,
@@ -638,3 +640,262 @@ def test_against_the_simulator() -> None:
         conn.stop()
         switch.stop()
     assert live_esl_greenlets() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Liveness: TCP keepalive, silence, probes
+
+
+def test_keepalive_timings_follow_the_liveness_window() -> None:
+    assert keepalive_timings(45) == (15, 5, 3)  # the kernel gives up after 15 + 3 x 5 = 30 s
+    assert keepalive_timings(None) == (15, 5, 3)
+    assert keepalive_timings(0.5) == (1, 1, 3)
+
+
+def test_the_socket_has_tcp_keepalive(server, connect) -> None:
+    conn = connect(liveness=9.0)
+    sock = conn._session.sock  # the live session's socket
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux: all three
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 3
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+
+
+def test_a_silent_connection_is_dropped_and_reconnected(server, connect, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="c2c.esl")
+    conn = connect(liveness=0.4)  # the scripted server sends nothing unasked
+    assert conn.live
+    wait_until(lambda: conn.connects == 2 and conn.state is SwitchState.CONNECTED, timeout=3)
+    assert any("silent for 0.4 s" in r.getMessage() for r in caplog.records)
+
+
+def test_a_connection_that_hears_something_stays(server, connect) -> None:
+    conn = connect(events=("CUSTOM",), liveness=1.0)
+
+    def chatter() -> None:
+        while True:
+            server.emit("CUSTOM")
+            gevent.sleep(0.1)
+
+    talking = gevent.spawn(chatter)
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # several liveness windows
+            assert conn.live and conn.state is SwitchState.CONNECTED
+            gevent.sleep(0.05)
+        assert conn.connects == 1
+    finally:
+        talking.kill()
+
+
+def test_status_probes_at_connect_and_then_regularly(server, connect) -> None:
+    answers: list[str] = []
+    server.api = lambda args: "probe answer\n" if args == "status" else f"+OK {args}\n"
+    conn = connect(probe_every=0.1, on_probe=answers.append, liveness=5.0)
+    # The first probe is answered before the connection counts as connected.
+    assert server.lines()[:2] == [f"auth {PASSWORD}", "api status"]
+    assert answers and answers[0] == "probe answer\n"
+    wait_until(lambda: len(answers) >= 4)
+    assert conn.connects == 1
+
+
+def test_an_unanswered_probe_drops_the_session(server, connect) -> None:
+    hang = {"status": False}
+    server.api = lambda args: None if hang["status"] and args == "status" else f"+OK {args}\n"
+    conn = connect(probe_every=0.1, timeout=0.3, liveness=5.0)
+    hang["status"] = True  # the switch freezes: the next probe goes unanswered
+    wait_until(lambda: conn.state is not SwitchState.CONNECTED, timeout=3)
+    assert not conn.live
+    hang["status"] = False
+    wait_until(lambda: conn.connects == 2 and conn.state is SwitchState.CONNECTED, timeout=3)
+
+
+def test_a_switch_that_never_answers_the_first_probe_is_not_connected(server, connect) -> None:
+    server.api = lambda args: None  # greets, authenticates, then answers nothing
+    conn = connect(wait=False, probe_every=1.0, timeout=0.2)
+    wait_until(lambda: server.accepted >= 2)  # gave up on the first and retried
+    assert conn.connects == 0 and conn.state is SwitchState.RECONNECTING
+
+
+def test_not_live_while_a_command_waits_beyond_the_timeout(server, connect) -> None:
+    server.api = lambda args: None if args == "hang" else f"+OK {args}\n"
+    conn = connect(timeout=0.2)
+    waiting = gevent.spawn(conn.api, "hang", timeout=3.0)
+    wait_until(lambda: not conn.live)
+    assert conn.state is SwitchState.CONNECTED  # connected, yet not to be trusted with a call
+    server.drop_all()
+    waiting.join(timeout=2)
+    assert isinstance(waiting.exception, ReplyLost)
+
+
+def test_shutting_down_from_the_notice_until_connected_again(server, connect) -> None:
+    conn = connect()
+    server.greet = False  # the reconnect's handshake will hang
+    server.send_raw_and_close(disconnect_notice_frame(DISCONNECT_SHUTDOWN))
+    wait_until(lambda: conn.state is not SwitchState.CONNECTED)
+    assert conn.shutting_down
+    server.greet = True
+    wait_until(lambda: conn.connects == 2 and conn.state is SwitchState.CONNECTED, timeout=5)
+    assert not conn.shutting_down
+    server.send_raw_and_close(disconnect_notice_frame())  # the goodbye after `exit` is no shutdown
+    wait_until(lambda: conn.state is not SwitchState.CONNECTED or conn.connects == 3)
+    assert not conn.shutting_down
+
+
+# ---------------------------------------------------------------------------------------------
+# Switches: capacity and drain. Stopgap until the simulator answers `fsctl pause` (issue 12): a
+# paused switch is a scripted server answering `status` with recording 22's "is not ready".
+
+STATUS = (
+    "UP 0 years, 0 days, 0 hours, 2 minutes, 13 seconds, 486 milliseconds, 322 microseconds\n"
+    "FreeSWITCH (Version 1.10.12-release  64bit) is {ready}\n"
+    "62 session(s) since startup\n"
+    "{sessions} session(s) - peak 8, last 5min 8 \n"
+    "0 session(s) per Sec out of max {sps}, peak 8, last 5min 8 \n"
+    "{max_sessions} session(s) max\n"
+    "min idle cpu 0.00/97.67\n"
+    "Current Stack Size/Max 240K/8192K\n"
+)
+
+
+class ScriptedStatus:
+    """What a scripted server's `status` says; change the fields to change the switch."""
+
+    def __init__(self, server: FakeEslServer) -> None:
+        self.ready = "ready"
+        self.sessions = 0
+        self.sps = 1000
+        self.max_sessions = 4000
+        server.api = self.answer
+
+    def pause(self) -> None:  # later: `fsctl pause` on the simulator
+        self.ready = "not ready"
+
+    def resume(self) -> None:
+        self.ready = "ready"
+
+    def answer(self, args: str) -> str:
+        if args == "status":
+            return STATUS.format(**vars(self))
+        return f"+OK {args}\n"
+
+
+@pytest.fixture
+def fleet(two_servers) -> Iterator[tuple[Switches, ScriptedStatus, ScriptedStatus, list]]:
+    """Switches over two scripted servers (probes every 0.1 s), their status scripts, and the
+    records the store would share (a list the test edits)."""
+    first, second = two_servers
+    records: list[SwitchRecord] = []
+    config = Config.defaults(
+        switches=(first.address(), second.address()), esl_timeout=1.0, esl_liveness_seconds=0.3
+    )
+    scripts = ScriptedStatus(first), ScriptedStatus(second)
+    switches = Switches(config, records=lambda: list(records), refresh_every=0.05)
+    switches.start()
+    try:
+        wait_until(lambda: all(view.live for view in switches.views()))
+        yield switches, scripts[0], scripts[1], records
+    finally:
+        switches.stop()
+
+
+def names(switches: Switches) -> tuple[str, str]:
+    a, b = (view.name for view in switches.views())
+    return a, b
+
+
+def picked(switches: Switches, in_flight: dict[str, int] | None = None) -> str | None:
+    try:
+        return switches.pick(in_flight or {}).name
+    except SwitchUnavailable:
+        return None
+
+
+def test_a_paused_switch_gets_no_calls_until_resumed(fleet) -> None:
+    switches, first, second, _ = fleet
+    a, b = names(switches)
+    first.pause()
+    wait_until(lambda: switches.pick({}).name == b)
+    assert [refusal(view) for view in switches.views()] == ["paused", None]
+    assert all(switches.pick({a: 0, b: 50}).name == b for _ in range(20))
+    second.pause()
+    wait_until(lambda: refusal(switches.views()[1]) == "paused")
+    with pytest.raises(SwitchUnavailable, match=f"{a} paused, {b} paused"):
+        switches.pick({})
+    first.resume()
+    wait_until(lambda: picked(switches) == a)
+
+
+def test_pick_can_leave_out_the_switch_that_just_refused(fleet) -> None:
+    switches = fleet[0]
+    a, b = names(switches)
+    assert switches.pick({}, exclude={a}).name == b
+    assert switches.pick({}, exclude=()).name == a
+    besides = ", ".join(sorted((a, b)))
+    with pytest.raises(SwitchUnavailable, match=rf"\(besides {besides}\): none"):
+        switches.pick({}, exclude={a, b})
+
+
+def test_a_full_switch_gets_no_calls(fleet) -> None:
+    switches, first, second = fleet[:3]
+    a, b = names(switches)
+    first.sessions, first.max_sessions = 8, 10  # 80%, but one more call would pass 90%
+    second.sessions, second.max_sessions = 850, 1000  # 85%: more used, yet room for a call
+    wait_until(lambda: picked(switches) == b)
+    assert refusal(switches.views()[0]) == "full (8 of 10 sessions)"
+    first.sessions = 6
+    wait_until(lambda: picked(switches) == a)
+
+
+def test_the_busier_switch_by_share_of_its_sessions_is_left_alone(fleet) -> None:
+    switches, first, second, _ = fleet
+    a, b = names(switches)
+    first.sessions, first.max_sessions = 100, 1000  # 10%
+    second.sessions, second.max_sessions = 300, 4000  # 7.5%
+    wait_until(lambda: switches.pick({}).name == b)
+
+
+def test_the_spent_sessions_per_second_budget_sends_calls_elsewhere(fleet) -> None:
+    switches, first, _, _ = fleet
+    a, b = names(switches)
+    first.sps = 9  # 8 sessions a second: 4 calls
+    wait_until(lambda: (switches.views()[0].load or SwitchLoad()).sps_limit == 9)
+    # the same worker picks the same switch until its own originates spend the budget
+    assert [switches.pick({}).name for _ in range(6)] == [a, a, a, a, b, b]
+    wait_until(lambda: switches.pick({}).name == a)  # the next second's budget
+
+
+def test_a_drained_switch_gets_no_calls_and_an_undrained_one_does_again(fleet) -> None:
+    switches, _, _, records = fleet
+    a, b = names(switches)
+    records.append(SwitchRecord(a, draining=True))
+    wait_until(lambda: switches.pick({a: 0, b: 10}).name == b)
+    assert switches.views()[0].draining and refusal(switches.views()[0]) == "draining"
+    records[0] = SwitchRecord(a, draining=False)
+    wait_until(lambda: switches.pick({a: 0, b: 10}).name == a)
+
+
+def test_a_store_that_cannot_be_read_keeps_the_last_drain_flags(two_servers, caplog) -> None:
+    first, second = two_servers
+    config = Config.defaults(switches=(first.address(), second.address()), esl_timeout=1.0)
+    answers: list[object] = [[SwitchRecord(first.address().name, draining=True)]]
+
+    def records() -> list[SwitchRecord]:
+        answer = answers[-1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    switches = Switches(config, records=records, refresh_every=0.02)
+    switches.start()
+    try:
+        wait_until(lambda: switches.views()[0].draining)
+        answers.append(StoreError("database is gone"))
+        wait_until(lambda: any("keeping the last" in r.getMessage() for r in caplog.records))
+        gevent.sleep(0.1)
+        assert switches.views()[0].draining
+        answers.append([SwitchRecord(first.address().name, draining=False)])
+        wait_until(lambda: not switches.views()[0].draining)
+    finally:
+        switches.stop()

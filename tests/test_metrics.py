@@ -7,6 +7,7 @@ workers, where every scrape must report every worker's answers.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -32,7 +33,9 @@ from c2c.api.metrics import Metrics, settled_outcome
 from c2c.api.metrics_resource import MetricsResource
 from c2c.api.runtime import Runtime
 from c2c.config import Config
+from c2c.domain.switch_state import SwitchLoad
 from c2c.errors import StoreError
+from c2c.esl.choice import SwitchView
 from c2c.store import Store
 from tests.conftest import ACCEPT_DEFAULTS, CallFactory
 
@@ -59,11 +62,20 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 class FakeSwitches:
-    def __init__(self, states: dict[str, str]) -> None:
+    """Switches' views as the test sets them: a state name, or a whole SwitchView."""
+
+    def __init__(self, states: dict[str, str | SwitchView]) -> None:
         self._states = states
 
-    def states(self) -> dict[str, str]:
-        return dict(self._states)
+    def views(self) -> list[SwitchView]:
+        views = []
+        for index, (name, state) in enumerate(self._states.items()):
+            if isinstance(state, SwitchView):
+                views.append(dataclasses.replace(state, name=name, index=index))
+                continue
+            up = state == "connected"
+            views.append(SwitchView(name=name, index=index, connected=up, live=up))
+        return views
 
 
 class BrokenCalls:
@@ -83,7 +95,9 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store.dispose()
 
 
-def metrics_client(metrics: Metrics, store, states: dict[str, str]) -> falcon.testing.TestClient:
+def metrics_client(
+    metrics: Metrics, store, states: dict[str, str | SwitchView]
+) -> falcon.testing.TestClient:
     app = falcon.App()
     app.add_route("/metrics", MetricsResource(metrics, store, FakeSwitches(states)))
     return falcon.testing.TestClient(app)
@@ -157,6 +171,38 @@ def test_switch_states_are_read_at_scrape_time(sqlite_store: Store) -> None:
     samples = scrape(client)
     assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 0
     assert value(samples, "c2c_switch_connected", switch="fs2:8021") == 1
+
+
+def test_each_switch_has_its_live_usable_draining_and_session_gauges(sqlite_store: Store) -> None:
+    states: dict[str, str | SwitchView] = {
+        "fs1:8021": SwitchView(
+            "", connected=True, live=True, load=SwitchLoad(sessions=40, max_sessions=1000)
+        ),
+        "fs2:8021": SwitchView("", connected=True, live=False),  # answers nothing any more
+        "fs3:8021": SwitchView("", connected=True, live=True, draining=True),
+    }
+    client = metrics_client(Metrics(), sqlite_store, states)
+    samples = scrape(client)
+    expected = {  # connected, live, usable, draining
+        "fs1:8021": (1, 1, 1, 0),
+        "fs2:8021": (1, 0, 0, 0),
+        "fs3:8021": (1, 1, 0, 1),
+    }
+    for name, figures in expected.items():
+        gauges = ("c2c_switch_connected", "c2c_switch_live", "c2c_switch_usable",
+                  "c2c_switch_draining")
+        assert tuple(value(samples, gauge, switch=name) for gauge in gauges) == figures, name
+    assert value(samples, "c2c_switch_sessions", switch="fs1:8021") == 40
+    assert value(samples, "c2c_switch_max_sessions", switch="fs1:8021") == 1000
+    assert value(samples, "c2c_switch_sessions", switch="fs2:8021") is None  # never said
+    # the switch names are the only label, and only configured names appear
+    switch_samples = [labels for name, labels in samples if name.startswith("c2c_switch_")]
+    assert {dict(labels)["switch"] for labels in switch_samples} == set(states)
+    assert all(set(dict(labels)) == {"switch"} for labels in switch_samples)
+    states["fs1:8021"] = SwitchView("", load=SwitchLoad(sessions=2, max_sessions=1000))
+    samples = scrape(client)
+    assert value(samples, "c2c_switch_sessions", switch="fs1:8021") == 2
+    assert value(samples, "c2c_switch_live", switch="fs1:8021") == 0
 
 
 def test_calls_in_flight_come_from_the_store(sqlite_store: Store, make_call: CallFactory) -> None:

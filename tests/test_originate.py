@@ -598,3 +598,111 @@ def test_any_name_ringback_or_prompt_is_refused_or_read_back_exactly(name, ringb
         "execute_on_answer",
     }
     assert a_vars["c2c_call_id"] == b_vars["c2c_call_id"] == CALL_ID
+
+
+# --- routes: each leg its own templates, several make a failover list ----------------------------
+
+PRIMARY = "sofia/gateway/primary/{e164}"
+BACKUP = "sofia/gateway/backup/00{country_code}{number}"
+UK = "sofia/gateway/uk/{e164}"
+
+
+def test_one_template_in_a_list_is_sent_exactly_as_before():
+    assert build_originate(SPEC, (TEMPLATE,)) == EXPECTED
+    assert build_originate(SPEC, TEMPLATE, [TEMPLATE]) == EXPECTED
+    assert "fail_on_single_reject" not in EXPECTED
+
+
+def test_each_leg_is_dialed_by_its_own_templates_joined_for_failover():
+    a_vars, a_target, b_vars, b_target = parse_originate(
+        build_originate(SPEC, (PRIMARY, BACKUP), (UK,))
+    )
+    assert a_target == "sofia/gateway/primary/+15551230001|sofia/gateway/backup/0015551230001"
+    assert b_target == "sofia/gateway/uk/+15551230002"
+    # Only the leg with a list moves on, and only when its gateway refused before dialing.
+    assert a_vars["fail_on_single_reject"] == "!GATEWAY_DOWN:INVALID_GATEWAY"
+    assert "fail_on_single_reject" not in b_vars
+    # The {} in front of the list applies to every target of it: the same uuid and call id.
+    assert a_vars["origination_uuid"] == CALLER_UUID and a_vars["c2c_leg"] == "caller"
+
+    a_vars, a_target, b_vars, b_target = parse_originate(
+        build_originate(SPEC, (UK,), (PRIMARY, BACKUP))
+    )
+    assert a_target == "sofia/gateway/uk/+15551230001"
+    assert "fail_on_single_reject" not in a_vars
+    # Inside &bridge(...) the list and its rule go into the callee's own {}.
+    assert b_target == "sofia/gateway/primary/+15551230002|sofia/gateway/backup/0015551230002"
+    assert b_vars["fail_on_single_reject"] == "!GATEWAY_DOWN:INVALID_GATEWAY"
+    assert b_vars["origination_uuid"] == CALLEE_UUID
+
+
+def test_the_callee_takes_the_callers_templates_when_given_none():
+    _, a_target, b_vars, b_target = parse_originate(build_originate(SPEC, (PRIMARY, BACKUP)))
+    assert a_target.split("|") == [
+        "sofia/gateway/primary/+15551230001",
+        "sofia/gateway/backup/0015551230001",
+    ]
+    assert b_target.split("|") == [
+        "sofia/gateway/primary/+15551230002",
+        "sofia/gateway/backup/0015551230002",
+    ]
+    assert b_vars["fail_on_single_reject"] == "!GATEWAY_DOWN:INVALID_GATEWAY"
+
+
+def test_failover_with_press_1_keeps_the_confirm_variables():
+    spec = dataclasses.replace(SPEC, confirm=CONFIRM)
+    a_vars, _, _, _ = parse_originate(build_originate(spec, (PRIMARY, BACKUP), (UK, PRIMARY)))
+    assert a_vars["group_confirm_key"] == "1"
+    assert a_vars["fail_on_single_reject"] == "!GATEWAY_DOWN:INVALID_GATEWAY"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "sofia/gateway/b/{e164}|sofia/gateway/evil/1",  # a bar inside one template: a 3rd target
+        "sofia/gateway/b/{e164},sofia/gateway/evil/1",
+        "sofia/gateway/b/{e164}:_:sofia/gateway/evil/1",
+        "[leg_timeout=1]sofia/gateway/b/{e164}",
+        "{{origination_uuid=evil}}sofia/gateway/b/{e164}",
+        "sofia/gateway/b/{e164})",
+        "sofia/gateway/${evil}/{e164}",
+        "sofia/gateway/b/{unknown}",
+        "",
+    ],
+)
+@pytest.mark.parametrize("leg", ["caller", "callee"])
+def test_every_target_of_a_list_is_checked_on_its_own(bad, leg):
+    templates = (PRIMARY, bad)
+    args = (templates, (UK,)) if leg == "caller" else ((UK,), templates)
+    with pytest.raises(ValueError, match=f"the {leg}'s template 2"):
+        build_originate(SPEC, *args)
+
+
+@pytest.mark.parametrize(
+    ("templates", "message"),
+    [
+        ((), "no dial-string template"),
+        ((PRIMARY,) * 11, "more than 10 failover targets"),
+        ((PRIMARY, 5), "template 2 is not text"),
+    ],
+)
+def test_lists_that_are_empty_too_long_or_not_text_are_refused(templates, message):
+    with pytest.raises(ValueError, match=message):
+        build_originate(SPEC, templates)
+    with pytest.raises(ValueError, match=message):
+        build_originate(SPEC, TEMPLATE, templates)
+
+
+@given(
+    gateways=st.lists(
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), min_size=1, max_size=10
+    ),
+    national=st.from_regex(r"[2-9][0-9]{9}", fullmatch=True),
+)
+def test_the_targets_are_the_templates_filled_in_order(gateways, national):
+    templates = tuple(f"sofia/gateway/{g}/{{e164}}" for g in gateways)
+    spec = dataclasses.replace(SPEC, callee=PhoneNumber("44", national))
+    _, a_target, b_vars, b_target = parse_originate(build_originate(spec, TEMPLATE, templates))
+    assert a_target == "sofia/gateway/default/+15551230001"
+    assert b_target.split("|") == [f"sofia/gateway/{g}/+44{national}" for g in gateways]
+    assert ("fail_on_single_reject" in b_vars) == (len(gateways) > 1)

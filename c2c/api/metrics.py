@@ -21,6 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from c2c.domain.states import Reason
+from c2c.esl.choice import SwitchView, refusal
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,15 @@ class _Instruments:
     requests: Counter
     request_duration: Histogram
     calls_settled: Counter
+    calls_settled_by_route: Counter
     callback_attempts: Counter
     callbacks_failed: Counter
     switch_connected: Gauge
+    switch_live: Gauge
+    switch_usable: Gauge
+    switch_draining: Gauge
+    switch_sessions: Gauge
+    switch_max_sessions: Gauge
     switch_listener: Gauge
 
 
@@ -79,6 +86,14 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
             ["outcome"],
             registry=registry,
         ),
+        # Each call counts once per leg, under that leg's route (C2C_ROUTES_FILE's prefixes and
+        # "default": a bounded set). No zero series up front: a routes file may list hundreds.
+        calls_settled_by_route=Counter(
+            "c2c_calls_settled_by_route_total",
+            "Calls settled, once per leg under that leg's route, by outcome",
+            ["leg", "route", "outcome"],
+            registry=registry,
+        ),
         callback_attempts=Counter(
             "c2c_callback_attempts_total",
             "Callback delivery attempts, by result (delivered, retry, failed)",
@@ -97,6 +112,42 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
             "1 when a worker has its command connection to the switch up",
             ["switch"],
             multiprocess_mode="livemax",
+            registry=registry,
+        ),
+        switch_live=Gauge(
+            "c2c_switch_live",
+            "1 when a worker's connection to the switch answered within the liveness window",
+            ["switch"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        ),
+        switch_usable=Gauge(
+            "c2c_switch_usable",
+            "1 when a worker would place a call there (live, not paused, draining or full)",
+            ["switch"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        ),
+        switch_draining=Gauge(
+            "c2c_switch_draining",
+            "1 while an operator has drained the switch (`c2c switches drain`)",
+            ["switch"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        ),
+        # Every worker reads the same figures (status probes, the holder's heartbeats).
+        switch_sessions=Gauge(
+            "c2c_switch_sessions",
+            "Sessions up on the switch (two per call), as it last said",
+            ["switch"],
+            multiprocess_mode="livemostrecent",
+            registry=registry,
+        ),
+        switch_max_sessions=Gauge(
+            "c2c_switch_max_sessions",
+            "The switch's max-sessions, as it last said",
+            ["switch"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         ),
         # livesum: normally 1; 2 or more would mean two workers think they hold the lease.
@@ -155,6 +206,15 @@ class Metrics:
     def call_settled(self, answered: bool, reason: int | None) -> None:
         self._instruments.calls_settled.labels(outcome=settled_outcome(answered, reason)).inc()
 
+    def call_settled_on_routes(self, caller_route: str, callee_route: str, answered: bool,
+                               reason: int | None) -> None:
+        """A settled call under each leg's route name (c2c.calls.routes: a prefix of the routes
+        file or "default", so the label set is bounded by the file)."""
+        outcome = settled_outcome(answered, reason)
+        counter = self._instruments.calls_settled_by_route
+        counter.labels(leg="caller", route=caller_route, outcome=outcome).inc()
+        counter.labels(leg="callee", route=callee_route, outcome=outcome).inc()
+
     def callback_attempt(self, result: str) -> None:
         if result not in CALLBACK_RESULTS:
             # A metric must never break a delivery; an unknown label would grow the series set.
@@ -168,10 +228,21 @@ class Metrics:
         """This worker's view of one switch (each worker has its own command connection)."""
         self._instruments.switch_connected.labels(switch=name).set(1 if connected else 0)
 
-    def set_switch_states(self, states: dict[str, str]) -> None:
-        """This worker's view of every switch, from Switches.states()."""
-        for name, state in states.items():
-            self.switch_state_changed(name, state == "connected")
+    def set_switch_views(self, views: Iterable[SwitchView]) -> None:
+        """This worker's view of every switch, from Switches.views(); names come from the config,
+        so the label set is bounded."""
+        instruments = self._instruments
+        for view in views:
+            name = view.name
+            instruments.switch_connected.labels(switch=name).set(1 if view.connected else 0)
+            instruments.switch_live.labels(switch=name).set(1 if view.live else 0)
+            instruments.switch_usable.labels(switch=name).set(0 if refusal(view) else 1)
+            instruments.switch_draining.labels(switch=name).set(1 if view.draining else 0)
+            load = view.load
+            if load is not None and load.sessions is not None:
+                instruments.switch_sessions.labels(switch=name).set(load.sessions)
+            if load is not None and load.max_sessions is not None:
+                instruments.switch_max_sessions.labels(switch=name).set(load.max_sessions)
 
     def set_listener(self, name: str, holding: bool) -> None:
         self._instruments.switch_listener.labels(switch=name).set(1 if holding else 0)

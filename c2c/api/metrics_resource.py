@@ -62,9 +62,9 @@ class MetricsResource:
         self._switches = switches
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        states = self._switches.states()
-        # The scraping worker's own view is refreshed now; the others' as their states change.
-        self._metrics.set_switch_states(states)
-        snapshot = StoreSnapshot.read(self._store, list(states))
+        views = self._switches.views()
+        # The scraping worker's own view is refreshed now; the others' every couple of seconds.
+        self._metrics.set_switch_views(views)
+        snapshot = StoreSnapshot.read(self._store, [view.name for view in views])
         resp.content_type = CONTENT_TYPE_PLAIN_0_0_4
         resp.data = self._metrics.render(snapshot)

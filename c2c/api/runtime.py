@@ -18,6 +18,7 @@ from c2c.calls.listener import CallEventListener
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.ownership import SwitchOwner, new_holder_id
 from c2c.calls.placement import CallPlacer
+from c2c.calls.routes import DEFAULT_ROUTE, RouteTable
 from c2c.config import Config
 from c2c.errors import C2CError
 from c2c.esl.switches import Switches
@@ -35,7 +36,10 @@ class Runtime:
         self.config = config
         self.store = store
         self.switches = switches
+        # Every worker re-reads the drain flags and the event holders' reports (off requests).
+        switches.follow(store.switch_states.all)
         self.metrics = Metrics()
+        self.routes = RouteTable.build(config.routes, config.dial_string)
         self.placer = CallPlacer(config, store, switches)
         self.dispatcher = CallbackDispatcher(store, config,
                                              on_attempt=self.metrics.callback_attempt)
@@ -46,7 +50,8 @@ class Runtime:
         self.owners = [
             SwitchOwner(config, address, store,
                         command_connection=functools.partial(switches.__getitem__, address.name),
-                        holder=holder, on_settled=self.on_settled)
+                        holder=holder, on_settled=self.on_settled,
+                        health=switches.health(address.name))
             for address in config.switches
         ]
         self._started = False
@@ -60,9 +65,30 @@ class Runtime:
     def on_settled(self, call_id: str, outcome: CallOutcome) -> None:
         self.metrics.call_settled(outcome.answered,
                                   None if outcome.reason is None else int(outcome.reason))
+        self._count_by_route(call_id, outcome)
         self.dispatcher.wake()
         if self._on_settled_hook is not None:
             self._on_settled_hook(call_id)
+
+    def _count_by_route(self, call_id: str, outcome: CallOutcome) -> None:
+        """The settled call under each leg's route. Without a routes file both are "default" and
+        nothing is read; with one, the call's numbers are (one read by primary key)."""
+        caller = callee = DEFAULT_ROUTE
+        if len(self.routes):
+            try:
+                call = self.store.calls.get(call_id)
+            except C2CError as exc:  # the call is settled; only this count is lost
+                log.warning("call %s: not counted by route: %s", call_id, exc)
+                return
+            if call is None:
+                return
+            caller = self.routes.choose_digits(
+                call["caller_country_code"] + call["caller_number"]).name
+            callee = self.routes.choose_digits(
+                call["callee_country_code"] + call["callee_number"]).name
+        self.metrics.call_settled_on_routes(
+            caller, callee, outcome.answered,
+            None if outcome.reason is None else int(outcome.reason))
 
     def start(self) -> None:
         if self._started:
@@ -79,7 +105,7 @@ class Runtime:
     def _refresh_gauges(self) -> None:
         # Multiprocess gauges are per worker: each keeps its own up to date.
         while True:
-            self.metrics.set_switch_states(self.switches.states())
+            self.metrics.set_switch_views(self.switches.views())
             for owner in self.owners:
                 self.metrics.set_listener(owner.name, owner.holding)
             gevent.sleep(GAUGE_REFRESH_SECONDS)

@@ -54,6 +54,30 @@ Caller IDs: ``origination_caller_id_number`` and ``origination_caller_id_name`` 
 what that leg's phone shows (c2c.calls.caller_id decides them). A name always goes with the
 number: left unset, FreeSWITCH fills one in that differs from the number (16).
 
+Routes and gateway failover (c2c.calls.routes picks each leg's templates by its own number):
+
+- A leg with several templates gets them filled one by one, each checked on its own as a single
+  target, and joined with ``|``, FreeSWITCH's failover list (esl-reference.md 2.2). The split on
+  ``|`` happens after the leading ``{}`` is read, so every target of the list gets the leg's
+  ``{}`` variables, ``origination_uuid`` and ``c2c_leg`` included (switch_ivr_originate.c: the
+  ``{}`` event is copied afresh for each target). Inside ``&bridge(...)`` the list means the same:
+  the bridge hands its argument to the same originate code, with A as the caller session.
+- Left alone, FreeSWITCH tries the next target after *any* failure but the originate's own
+  timeout: a callee who is busy or declines via the first gateway would be rung again via the
+  second, the leg's cause would become the last target's, and a target that failed after its
+  channel ran would leave a HANGUP_COMPLETE that c2c takes for the leg's end while the next target
+  rings on (which, given the same ``origination_uuid``, may also be refused as a duplicate while
+  the first channel is being torn down). So a leg with more than one target also gets
+  ``fail_on_single_reject=!GATEWAY_DOWN:INVALID_GATEWAY``: the list moves on only when the switch
+  refused a target before creating anything, because its gateway is down (its OPTIONS ping
+  failed) or unknown (mod_sofia ``sofia_outgoing_channel``: the session is destroyed before it
+  returns, so no event names the call and the uuid is free again). Any other end of a target ends
+  the leg, with that target's cause (switch_ivr_originate.c: ``fail_on_single_reject`` is checked
+  against each target's cause, ``!`` negates the list). This is read from the source; no
+  recording covers failover yet. B would copy the variable from A when it sets none; that is
+  harmless, as with one target it changes nothing.
+- A single target is sent exactly as before, with no ``fail_on_single_reject``.
+
 Every value that enters the string is checked here again (digits, uuid shape, int range, the
 character sets of c2c.channel_values) even though the request and the config were validated:
 nothing a customer or an operator sends may ever reach the switch unchecked.
@@ -63,6 +87,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from c2c.channel_values import check_display_name, check_for_bridge, check_media, in_braces
@@ -96,6 +121,33 @@ _CALLER_ID_NUMBER = re.compile(r"\+?[0-9]{1,24}")
 # API splitter, the {} parser, the &bridge argument or the variable expander).
 _DIAL_TARGET = re.compile(r"[A-Za-z0-9_+@:./;=-]+")
 _ENTERPRISE_SEPARATOR = ":_:"
+# Why a character is refused in a target, for the operator who wrote the template.
+_TARGET_CHAR_WHY = {
+    " ": "a space ends an argument of the API command",
+    "|": "a bar separates failover targets: list them as TEMPLATE|TEMPLATE in the route",
+    ",": "a comma would ring a second leg at the same time",
+    "{": "braces hold channel variables",
+    "}": "braces hold channel variables",
+    "[": "brackets hold per-leg variables",
+    "]": "brackets hold per-leg variables",
+    "(": "the &bridge(...) argument ends at the first ')'",
+    ")": "the &bridge(...) argument ends at the first ')'",
+    "$": "FreeSWITCH expands ${...}",
+    "'": "a quote groups words for the API command",
+    "\\": "a backslash escapes the next character",
+    "&": "'&' starts an application",
+}
+
+# A leg with a failover list moves to its next target only when the switch refused the target
+# before creating anything (module docstring); ``!`` makes the list "every cause but these".
+FAILOVER_CAUSES = ("GATEWAY_DOWN", "INVALID_GATEWAY")
+FAILOVER_VARIABLE = "fail_on_single_reject"
+FAILOVER_VALUE = "!" + ":".join(FAILOVER_CAUSES)
+# FreeSWITCH takes up to 128 (MAX_PEERS); a list longer than this is a mistake in the routes.
+MAX_FAILOVER_TARGETS = 10
+
+# A leg's dial-string templates: one template, or a failover list of them in order.
+Templates = str | Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -126,11 +178,15 @@ class OriginateSpec:
     confirm: PressToConnect | None = None  # the caller must press 1 before B is dialed
 
 
-def build_originate(call: OriginateSpec, dial_string_template: str) -> str:
+def build_originate(
+    call: OriginateSpec, caller_templates: Templates, callee_templates: Templates | None = None
+) -> str:
     """``originate {...}<caller> &bridge({...}<callee>)`` for ``bgapi``; ValueError if unsafe.
 
-    The template's placeholders: ``{country_code}`` and ``{number}`` (the national number), digits
-    only; ``{e164}``, the number with its leading '+' (e.g. ``+15551230001``).
+    Each leg is dialed with its own templates (the callee's default to the caller's): one
+    template, or a failover list tried in order (module docstring). A template's placeholders:
+    ``{country_code}`` and ``{number}`` (the national number), digits only; ``{e164}``, the number
+    with its leading '+' (e.g. ``+15551230001``).
     """
     call_id = _uuid(call.call_id, "call_id")
     caller_uuid = _uuid(call.caller_uuid, "caller_uuid")
@@ -150,6 +206,8 @@ def build_originate(call: OriginateSpec, dial_string_template: str) -> str:
         *_caller_timeouts(ring_timeout, call.confirm),
         *_caller_id("for the caller", call.caller_id_for_caller, call.caller_id_name_for_caller),
     ]
+    caller_target, caller_failover = failover_list(caller_templates, call.caller, "caller")
+    caller_pairs += caller_failover
     if call.ringback:
         caller_pairs.append(("transfer_ringback", _media(call.ringback, "ringback")))
     if call.confirm is not None:
@@ -168,12 +226,14 @@ def build_originate(call: OriginateSpec, dial_string_template: str) -> str:
         *_caller_id("for the callee", call.caller_id_for_callee, call.caller_id_name_for_callee),
         ("execute_on_answer", f"'sched_hangup +{hangup_after} ALLOTTED_TIMEOUT'"),
     ]
+    callee_target, callee_failover = failover_list(
+        caller_templates if callee_templates is None else callee_templates, call.callee, "callee"
+    )
+    callee_pairs += callee_failover
     for _, value in callee_pairs:  # inside &bridge(...): its argument ends at the first ')'
         check_for_bridge(value)
     caller_vars = _variables(caller_pairs)
     callee_vars = _variables(callee_pairs)
-    caller_target = dial_target(dial_string_template, call.caller)
-    callee_target = dial_target(dial_string_template, call.callee)
     return f"originate {caller_vars}{caller_target} &bridge({callee_vars}{callee_target})"
 
 
@@ -188,8 +248,42 @@ def dial_target(template: str, number: PhoneNumber) -> str:
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise ValueError(f"bad dial-string template: {exc}") from exc
     if not _DIAL_TARGET.fullmatch(target) or _ENTERPRISE_SEPARATOR in target:
-        raise ValueError("the dial-string template yields characters unsafe in an originate")
+        raise ValueError(f"the dial-string template yields {_why_unsafe(target)}")
     return target
+
+
+def failover_list(
+    templates: Templates, number: PhoneNumber, whom: str = "leg"
+) -> tuple[str, list[tuple[str, str]]]:
+    """The leg's targets joined with ``|`` (each filled and checked on its own by dial_target),
+    and the variables the leg needs for them: none for one target, else the failover rule."""
+    listed = (templates,) if isinstance(templates, str) else tuple(templates)
+    if not listed:
+        raise ValueError(f"no dial-string template for the {whom}")
+    if len(listed) > MAX_FAILOVER_TARGETS:
+        raise ValueError(f"more than {MAX_FAILOVER_TARGETS} failover targets for the {whom}")
+    targets = []
+    for position, template in enumerate(listed, 1):
+        if not isinstance(template, str):
+            raise ValueError(f"the {whom}'s template {position} is not text")
+        try:
+            targets.append(dial_target(template, number))
+        except ValueError as exc:
+            if len(listed) == 1:
+                raise
+            raise ValueError(f"the {whom}'s template {position}: {exc}") from exc
+    pairs = [] if len(targets) == 1 else [(FAILOVER_VARIABLE, FAILOVER_VALUE)]
+    return "|".join(targets), pairs
+
+
+def _why_unsafe(target: str) -> str:
+    if _ENTERPRISE_SEPARATOR in target:
+        return "':_:', which would make an enterprise originate"
+    for char in target:
+        if not _DIAL_TARGET.fullmatch(char):
+            why = _TARGET_CHAR_WHY.get(char, "it is unsafe in an originate")
+            return f"{char!r}: {why}"
+    return "nothing at all" if not target else "characters unsafe in an originate"
 
 
 def _caller_timeouts(ring_timeout: int, confirm: PressToConnect | None) -> list[tuple[str, str]]:

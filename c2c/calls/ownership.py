@@ -4,10 +4,17 @@ Each worker runs a SwitchOwner per switch. The one holding the lease keeps an ev
 and feeds the CallEventListener; it also sweeps the calls that need a look (caller gone but callee
 unseen, or past their deadline). On taking over (and after every reconnect of the event connection,
 since events in the gap are lost) it reconciles every call the store believes in flight there.
+
+The holder also hears the switch's HEARTBEATs (every 20 s; the call-id filter would drop them, so
+they get a filter of their own, recordings 10 and 21) and its SHUTDOWN. An event connection silent
+for C2C_ESL_LIVENESS_SECONDS is dropped and reconnected, and the reconnect reconciles as any gap
+does. Each heartbeat, connect and loss is reported to the store's switch_states, from the lease's
+greenlet, so that every worker and `c2c switches list` see it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -25,7 +32,10 @@ from c2c.calls.outcome import CallOutcome
 from c2c.calls.settlement import Readiness, failed_outcome, outcome_of, readiness
 from c2c.config import Config, SwitchAddress
 from c2c.errors import C2CError, SwitchError
-from c2c.esl.connection import EslConnection
+from c2c.esl.connection import EslConnection, SwitchState
+from c2c.esl.health import SwitchHealth
+from c2c.esl.protocol import Event
+from c2c.esl.status import load_from_heartbeat
 from c2c.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,24 +43,35 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 1.0
 # Reconciliation leaves alone calls younger than this: their channel may not exist yet.
 NEW_CALL_SECONDS = 5.0
+# What the holder hears about the switch itself, besides our calls' events.
+SWITCH_EVENTS = ("HEARTBEAT", "SHUTDOWN")
 
 
 def new_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def lease_name(switch: str) -> str:
+    """The lease whose holder listens to ``switch``'s events."""
+    return f"switch:{switch}"
+
+
 class SwitchOwner:
     def __init__(self, config: Config, address: SwitchAddress, store: Store,
                  command_connection: Callable[[], EslConnection], holder: str,
                  on_settled: Callable[[str, CallOutcome], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 health: SwitchHealth | None = None) -> None:
+        """``health``: this worker's knowledge of the switch (Switches.health), which the
+        heartbeats feed while this worker holds the events."""
         self._config = config
         self._address = address
         self._store = store
         self._commands = command_connection
         self._holder = holder
         self._clock = clock
-        self._lease_name = f"switch:{address.name}"
+        self._lease_name = lease_name(address.name)
+        self.health = health or SwitchHealth(address.name, clock=clock)
         self.listener = CallEventListener(store, on_settled=on_settled, clock=clock,
                                           group_settles=True)
         self._events: EslConnection | None = None
@@ -58,6 +79,9 @@ class SwitchOwner:
         self._loop: gevent.Greenlet | None = None
         self._lease_loop: gevent.Greenlet | None = None
         self._reconcile_due = False
+        self._heard_at: float | None = None  # the last connect or HEARTBEAT
+        self._report_due = False
+        self._reported_connected: bool | None = None
 
     @property
     def name(self) -> str:
@@ -88,6 +112,7 @@ class SwitchOwner:
         renew_every = max(0.5, self._config.lease_seconds / 3)
         while True:
             self._renew(self._clock())
+            self._report()
             gevent.sleep(renew_every)
 
     def _run(self) -> None:
@@ -119,20 +144,60 @@ class SwitchOwner:
             self._let_go()
 
     def _listen(self) -> None:
-        self._lanes = EventLanes(self.listener.handle)
+        lanes = self._lanes = EventLanes(self.listener.handle)
         self._events = EslConnection(
             self._address,
             timeout=self._config.esl_timeout,
-            events=SUBSCRIBED_EVENTS,
-            filters=list(EVENT_FILTERS),
-            on_event=self._lanes.put,
+            events=(*SUBSCRIBED_EVENTS, *SWITCH_EVENTS),
+            filters=[*EVENT_FILTERS, *(("Event-Name", name) for name in SWITCH_EVENTS)],
+            on_event=functools.partial(self._on_event, lanes),
             on_connected=self._connected,
+            liveness=self._config.esl_liveness_seconds,
         )
+        self._reported_connected = None  # a new holder reports at once
         self._events.start()
 
     def _connected(self) -> None:
         # Events that fired while we were not subscribed are lost: look at every call again.
         self._reconcile_due = True
+        self._heard_at = self._clock()
+        self._report_due = True
+
+    def _on_event(self, lanes: EventLanes, event: Event) -> None:
+        if event.name not in SWITCH_EVENTS:
+            lanes.put(event)
+            return
+        now = self._clock()
+        if event.name == "HEARTBEAT":
+            self._heard_at = now
+            self.health.note_load(load_from_heartbeat(event), now)
+        else:
+            log.warning("switch %s is shutting down", self._address.name)
+            self.health.note_shutting_down(now)
+        self._report_due = True
+
+    def _report(self) -> None:
+        """Write what the holder knows to the store: after a heartbeat, a connect or a loss."""
+        events = self._events
+        if events is None:
+            return
+        connected = events.state is SwitchState.CONNECTED
+        if not self._report_due and connected == self._reported_connected:
+            return
+        self._report_due = False
+        try:
+            self._store.switch_states.report(
+                self._address.name,
+                holder=self._holder,
+                connected=connected,
+                heard_at=self._heard_at,
+                load=self.health.load,
+                load_at=self.health.load_at,
+            )
+            self._reported_connected = connected
+        except C2CError as exc:
+            self._report_due = True
+            log.warning("cannot report the state of %s: %s", self._address.name, exc)
 
     def _let_go(self) -> None:
         if self._events is not None:

@@ -30,6 +30,7 @@ from c2c.calls.request import (
     first_coverage_failure,
     validate_clicktocall,
 )
+from c2c.calls.routes import RouteTable
 from c2c.calls.tones import confirm_prompt, ringback_for
 from c2c.config import Config
 from c2c.errors import (
@@ -63,6 +64,7 @@ class CallPlacer:
         self._switches = switches
         self._clock = clock
         self._accounts = AccountCache(store.accounts.find_by_key, config.account_cache_seconds)
+        self._routes = RouteTable.build(config.routes, config.dial_string)
         self._in_flight_counts: dict[str, int] = {}
         self._accepts = AcceptGroups(functools.partial(
             store.accept_calls,
@@ -208,7 +210,9 @@ class CallPlacer:
             confirm=confirm,
         )
         try:
-            command = build_originate(spec, config.dial_string)
+            # Each leg is dialed by its own number's route (C2C_ROUTES_FILE, else C2C_DIAL_STRING).
+            command = build_originate(spec, self._routes.choose(request.caller).templates,
+                                      self._routes.choose(request.callee).templates)
         except ValueError:
             # Not for values validated at start-up; should it happen, nothing reached the switch:
             # undo the accept, and place() answers 11.

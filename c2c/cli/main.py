@@ -11,11 +11,25 @@ from c2c.config import Config, describe
 from c2c.errors import C2CError, ConfigError
 
 # Command groups that read the store take the Config; the simulator needs none.
-_CONFIGURED_GROUPS = ("db", "keys", "dnc", "coverage", "calls", "demo", "cdr", "check", "numbers")
+_CONFIGURED_GROUPS = (
+    "db", "keys", "dnc", "coverage", "calls", "demo", "cdr", "check", "numbers", "switches",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from c2c.cli import calls, cdr, check, coverage, db, demo, dnc, fakeswitch, keys, numbers
+    from c2c.cli import (
+        calls,
+        cdr,
+        check,
+        coverage,
+        db,
+        demo,
+        dnc,
+        fakeswitch,
+        keys,
+        numbers,
+        switches,
+    )
 
     parser = argparse.ArgumentParser(
         prog="c2c",
@@ -23,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from C2C_* environment variables; `c2c config` lists them.",
     )
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
-    for module in (db, keys, numbers, dnc, coverage, calls, cdr, check, demo):
+    for module in (db, keys, numbers, dnc, coverage, calls, switches, cdr, check, demo):
         module.add_parser(sub)
     fakeswitch.add_parser(sub)
     config = sub.add_parser("config", help="list every setting with its default")

@@ -6,6 +6,12 @@ when the socket drops, and folds BACKGROUND_JOB bodies into the Content-Length h
 ``_EslSession`` subclasses it and replaces its reading and sending with c2c.esl.protocol (one
 TCP session, from connect to close); ``EslConnection`` supervises sessions: connect,
 authenticate, subscribe, filter, and reconnect with backoff, for as long as it runs.
+
+Liveness: a session can be watched for silence (no frame at all for ``liveness`` seconds: dropped
+and reconnected, so an event connection to a frozen host or through a NAT that forgot it does not
+stay "connected" forever) and probed with ``api status`` every ``probe_every`` seconds (a probe
+that gets no answer in time drops the session; its answer is handed to ``on_probe``). The socket
+also has TCP keepalive, so the kernel notices a peer that is gone while nothing is sent.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ MAX_RETRY_SECONDS = 5.0
 AUTH_RETRY_SECONDS = 30.0
 # BACKGROUND_JOB results nobody asked for are forgotten after this long.
 JOB_RESULT_TTL_SECONDS = 900.0
+# How often a watched session is looked at (at most; smaller for small liveness windows).
+WATCH_TICK_SECONDS = 0.5
+KEEPALIVE_PROBES = 3
+PROBE_COMMAND = "api status"
 EVENT_FORMATS = ("plain", "json", "xml")
 _RECV_SIZE = 65536
 
@@ -63,6 +73,27 @@ class SwitchState(StrEnum):
 
 class AuthenticationFailed(SwitchUnavailable):
     """The switch refused our password, or its ACL refused us."""
+
+
+def keepalive_timings(liveness: float | None) -> tuple[int, int, int]:
+    """TCP keepalive (idle seconds, seconds between probes, probes) so that the kernel gives a
+    silent peer up within about two thirds of the liveness window (45 s: 15 + 3 x 5 = 30 s)."""
+    window = liveness or 45.0
+    return max(1, int(window / 3)), max(1, int(window / 9)), KEEPALIVE_PROBES
+
+
+def enable_keepalive(sock: socket.socket, idle: int, interval: int, count: int) -> None:
+    """SO_KEEPALIVE, and its timings where the platform has the options (Linux has all three)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                          ("TCP_KEEPCNT", count)):
+        number = getattr(socket, option, None)
+        if number is None:
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, number, value)
+        except OSError as exc:  # refused by this kernel: the system defaults stay
+            logger.debug("%s=%d not set: %s", option, value, exc)
 
 
 def reconnect_delay(
@@ -98,12 +129,16 @@ class _EslSession(InboundESL):
         on_event_frame: Callable[[Frame], None],
         stalled_after: float,
         on_close: Callable[[_EslSession], None] = lambda session: None,
+        keepalive: tuple[int, int, int] | None = None,
     ) -> None:
         super().__init__(address.host, address.port, address.password, timeout)
         self.name = address.name
         self.stalled_after = stalled_after
+        self.keepalive = keepalive
         self.closed = gevent.event.Event()
         self.close_reason = ""
+        self.shutdown_notice = False  # the switch said "The system is being shut down."
+        self.last_frame_at = time.monotonic()  # when anything last arrived (monotonic)
         self._on_event_frame = on_event_frame
         self._on_close = on_close
         self._parser = FrameParser()
@@ -123,6 +158,8 @@ class _EslSession(InboundESL):
         except OSError as exc:
             raise SwitchUnavailable(f"{self.name}: cannot connect: {exc}") from exc
         try:
+            if self.keepalive is not None:
+                enable_keepalive(self.sock, *self.keepalive)
             greeting = self._read_frame(deadline)
             if greeting.content_type == "text/rude-rejection":
                 raise AuthenticationFailed(f"{self.name}: refused by the switch's ACL")
@@ -156,6 +193,7 @@ class _EslSession(InboundESL):
                 raise SwitchUnavailable(f"{self.name}: {exc}") from exc
             if not data:
                 raise SwitchUnavailable(f"{self.name}: closed during the handshake")
+            self.last_frame_at = time.monotonic()
             self._early.extend(self._parser.feed(data))
         return self._early.popleft()
 
@@ -174,6 +212,7 @@ class _EslSession(InboundESL):
                     continue  # idle; the socket timeout exists to bound sendall
                 if not data:
                     break
+                self.last_frame_at = time.monotonic()
                 for frame in self._parser.feed(data):
                     self.handle_event(frame)
         except gevent.GreenletExit:
@@ -196,6 +235,8 @@ class _EslSession(InboundESL):
             if frame.get("Content-Disposition") != "linger":
                 message = frame.body.decode("utf-8", "replace").strip()
                 self.close_reason = f"disconnect notice: {message}"
+                # Recording 15: "The system is being shut down." (the goodbye after `exit` differs)
+                self.shutdown_notice = "shut down" in message
                 logger.info("%s: %s", self.name, self.close_reason)
         elif content_type != "log/data":
             logger.debug("%s: ignoring %r", self.name, frame)
@@ -236,6 +277,14 @@ class _EslSession(InboundESL):
     def send(self, data: str) -> Frame:
         """greenswitch's entry point, with a timeout."""
         return self.send_command(encode_command(data), self.timeout)
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since anything arrived on this session."""
+        return now - self.last_frame_at
+
+    def overdue(self, now: float, timeout: float) -> bool:
+        """Whether a command has waited for its reply longer than ``timeout``."""
+        return bool(self._pending) and now - self._pending[0].sent_at > timeout
 
     def _close_if_stalled(self) -> None:
         if self._pending and time.monotonic() - self._pending[0].sent_at > self.stalled_after:
@@ -285,6 +334,10 @@ class EslConnection:
         on_connected: Callable[[], None] | None = None,
         auth_retry_delay: float = AUTH_RETRY_SECONDS,
         stalled_after: float | None = None,
+        liveness: float | None = None,
+        probe_every: float | None = None,
+        on_probe: Callable[[str], None] | None = None,
+        keepalive: bool = True,
         rng: Callable[[], float] = random.random,
     ) -> None:
         if event_format not in EVENT_FORMATS:
@@ -300,6 +353,13 @@ class EslConnection:
         self.auth_retry_delay = auth_retry_delay
         # A reply this late means the switch (or the path to it) is gone: reconnect.
         self.stalled_after = stalled_after if stalled_after is not None else max(30.0, 6 * timeout)
+        # No frame for this long: the session is dropped (None: never).
+        self.liveness = liveness or None
+        # `api status` this often, the first before the session counts as connected (None: never).
+        self.probe_every = probe_every or None
+        self._on_probe = on_probe
+        self._keepalive = keepalive_timings(self.liveness) if keepalive else None
+        self._shutting_down = False
         self.connects = 0  # sessions established so far
         self._on_event = on_event
         self._on_connected = on_connected
@@ -324,6 +384,24 @@ class EslConnection:
     @property
     def state(self) -> SwitchState:
         return self._state
+
+    @property
+    def live(self) -> bool:
+        """Connected, something arrived within the liveness window, and no command has waited
+        for its reply beyond the timeout (a switch that stops answering is not live at once,
+        before the probe or the silence gives the session up)."""
+        session = self._session
+        if session is None or self._state is not SwitchState.CONNECTED:
+            return False
+        now = time.monotonic()
+        if self.liveness is not None and session.silent_for(now) > self.liveness:
+            return False
+        return not session.overdue(now, self.timeout)
+
+    @property
+    def shutting_down(self) -> bool:
+        """The last session ended with the switch's shutdown notice, and none is up since."""
+        return self._shutting_down and self._state is not SwitchState.CONNECTED
 
     def start(self) -> None:
         """Connect in the background, and stay connected until stop()."""
@@ -387,10 +465,13 @@ class EslConnection:
                 self._on_event_frame,
                 self.stalled_after,
                 self._session_closed,
+                self._keepalive,
             )
             try:
                 session.connect()
                 self._subscribe(session)
+                if self.probe_every is not None:
+                    self._probe(session)  # a switch that cannot answer `status` is not up
             except AuthenticationFailed as exc:
                 session.close(str(exc))
                 self._set_state(SwitchState.FAILED, str(exc))
@@ -417,6 +498,7 @@ class EslConnection:
                 continue
             attempt = 0
             self._session = session
+            self._shutting_down = False
             self.connects += 1
             self._set_state(SwitchState.CONNECTED, "connected")
             if self._on_connected is not None:
@@ -424,7 +506,7 @@ class EslConnection:
                     self._on_connected()
                 except Exception:
                     logger.exception("switch %s: on_connected hook failed", self.name)
-            session.closed.wait()
+            self._watch(session)
             self._session = None
             if self._stopping:
                 return
@@ -432,7 +514,41 @@ class EslConnection:
             gevent.sleep(reconnect_delay(attempt, self._rng))
             attempt += 1
 
+    def _watch(self, session: _EslSession) -> None:
+        """Until ``session`` closes: give it up when silent for the liveness window, or when a
+        probe goes unanswered."""
+        periods = [p for p in (self.liveness, self.probe_every) if p is not None]
+        if not periods:
+            session.closed.wait()
+            return
+        tick = min(WATCH_TICK_SECONDS, *(period / 4 for period in periods))
+        last_probe = time.monotonic()  # the one sent while connecting
+        while not session.closed.wait(tick):
+            now = time.monotonic()
+            if self.liveness is not None and session.silent_for(now) > self.liveness:
+                session.close(f"silent for {self.liveness:g} s")
+                return
+            if self.probe_every is not None and now - last_probe >= self.probe_every:
+                last_probe = now
+                try:
+                    self._probe(session)
+                except CommandTimeout as exc:  # ReplyLost included: closed already
+                    session.close(f"probe unanswered: {exc}")
+                except SwitchError as exc:
+                    logger.debug("switch %s: probe failed: %s", self.name, exc)
+
+    def _probe(self, session: _EslSession) -> None:
+        timeout = min(self.timeout, self.liveness) if self.liveness is not None else self.timeout
+        frame = session.send_command(encode_command(PROBE_COMMAND), timeout)
+        if self._on_probe is not None:
+            try:
+                self._on_probe(frame.body.decode("utf-8", "replace"))
+            except Exception:
+                logger.exception("switch %s: probe handler failed", self.name)
+
     def _session_closed(self, session: _EslSession) -> None:
+        if session.shutdown_notice:
+            self._shutting_down = True
         # Right away, not when the supervisor next runs: /readyz and pick() must not see a dead
         # session as connected.
         if session is self._session and not self._stopping:

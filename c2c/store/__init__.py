@@ -10,6 +10,7 @@
 - ``store.calls`` (calls.py): call rows, forward-only state changes, settlement;
 - ``store.callbacks`` (callbacks.py): the callback outbox;
 - ``store.leases`` (leases.py): who listens to which switch;
+- ``store.switch_states`` (switch_states.py): drain flags and the event holders' reports;
 - ``store.accept_call`` / ``cancel_call`` / ``prune_flood`` (accept.py): the one transaction that
   reserves credit, stamps flood protection and records a call.
 
@@ -43,6 +44,7 @@ from c2c.store.engine import make_engine
 from c2c.store.leases import Lease, Leases
 from c2c.store.ledger import Ledger, LedgerProblem
 from c2c.store.own_numbers import OwnNumbers
+from c2c.store.switch_states import SwitchStates
 
 __all__ = [
     "Account",
@@ -74,6 +76,7 @@ class Store:
         self.calls = Calls(self._db)
         self.callbacks = Callbacks(self._db)
         self.leases = Leases(self._db)
+        self.switch_states = SwitchStates(self._db)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -84,10 +84,20 @@ def _own_numbers_and_confirm(conn: Connection) -> None:
     add_column_if_missing(conn, "calls", "confirm", "VARCHAR(12)")
 
 
+def _switch_states_and_estimates(conn: Connection) -> None:
+    create_table_if_missing(conn, "switch_states")
+    for column in ("estimated", "alive_at"):
+        # The type create_all gives this dialect (DOUBLE on MySQL, FLOAT on SQLite for times).
+        ddl_type = schema.calls.c[column].type.compile(dialect=conn.dialect)
+        add_column_if_missing(conn, "calls", column, ddl_type)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and the default coverage", _initial),
     Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
     Migration(3, "accounts' own numbers; press 1 to connect", _own_numbers_and_confirm),
+    Migration(4, "switch states (drain, holders' reports); calls' estimated and alive_at",
+              _switch_states_and_estimates),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -166,6 +166,10 @@ calls = Table(
     Column("bridged_at", Time, nullable=True),
     Column("ended_at", Time, nullable=True),
     Column("deadline_at", Time, nullable=False),  # past this with no trace: settle failed
+    # Settled from what the store saw, its end never seen (NULL: not settled, or not estimated).
+    Column("estimated", Boolean, nullable=True),
+    # The last time the call's channel was known alive (e.g. found by a reconciliation).
+    Column("alive_at", Time, nullable=True),
     Index("ix_calls_state_switch", "state", "switch"),
     Index("ix_calls_job_uuid", "job_uuid"),
     Index("ix_calls_account_created", "account_id", "created_at"),
@@ -215,5 +219,26 @@ leases = Table(
     Column("name", String(255), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("expires_at", Time, nullable=False),
+    **MYSQL,
+)
+
+# One row per switch an operator drained or an event holder reported on: the drain flag every
+# worker re-reads, and the holder's last report (`c2c switches list`). Times: the holder's clock.
+switch_states = Table(
+    "switch_states",
+    metadata,
+    Column("name", String(255), primary_key=True),  # host:port, as in C2C_SWITCHES
+    Column("draining", Boolean, nullable=False, default=False),
+    Column("drain_changed_at", Time, nullable=True),
+    Column("holder", String(128), nullable=True),
+    Column("connected", Boolean, nullable=True),  # the holder's event connection was up
+    Column("heard_at", Time, nullable=True),  # its last sign of life: a connect or a HEARTBEAT
+    Column("load_at", Time, nullable=True),  # when the figures below were read
+    Column("ready", Boolean, nullable=True),  # false: paused or shutting down
+    Column("sessions", Integer, nullable=True),
+    Column("max_sessions", Integer, nullable=True),
+    Column("sps_limit", Integer, nullable=True),
+    Column("sps_last", Integer, nullable=True),
+    Column("idle_cpu", Float, nullable=True),
     **MYSQL,
 )
