@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import select
+import sqlite3
 import time
 from typing import Any
 
@@ -77,12 +78,29 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL lets readers run while one writer writes; the setting sticks to the file.
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+            # WAL lets readers run while one writer writes; the setting sticks to the file.
+            _set_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch the file to WAL unless it is already. Switching needs the file to itself, and
+    while several processes open a new database at once (gunicorn's workers, concurrent
+    upgrades) SQLite can answer "database is locked" at once, without its busy handler: try
+    again for up to the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _install_sqlite_begin(engine: Engine) -> None:
