@@ -1,7 +1,9 @@
 """c2c fakeswitch: a FreeSWITCH Event Socket simulator (DESIGN.md section 5).
 
 ``FakeSwitch`` (server.py) is the entry point; ``Scenario`` (scenarios.py) says what each dialled
-number does; ``Faults`` (faults.py) makes it misbehave on demand. Run it as a process with
+number does; ``Faults`` (faults.py) makes it misbehave on demand (a frozen host among others);
+``FakeSwitch.limits`` (limits.py) is what ``fsctl pause|resume|sps|max_sessions`` changes and
+``status`` and HEARTBEAT report. Run it as a process with
 ``python -m c2c.fakeswitch`` or ``c2c fakeswitch`` (runner.py). ``FakeSwitch.heard(uuid)``, or
 ``api fakeswitch_heard <uuid>`` over the socket (the simulator's own command), tells what a
 caller's phone heard (heard.py).

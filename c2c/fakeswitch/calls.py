@@ -12,7 +12,10 @@ command, never blocks, and fires events synchronously, so their order is determi
   comes between HANGUP and HANGUP_COMPLETE, as in 06/06a);
 - B fails: B HANGUP, HANGUP_COMPLETE, then A ends with B's cause (NO_ANSWER & co. excepted);
 - A leaves while B rings: A HANGUP, B HANGUP ORIGINATOR_CANCEL, B HANGUP_COMPLETE, A
-  HANGUP_COMPLETE, A recording the cancelled bridge (originate_disposition ORIGINATOR_CANCEL).
+  HANGUP_COMPLETE, A recording the cancelled bridge (originate_disposition ORIGINATOR_CANCEL);
+- a leg the core will not create (paused, sessions-per-second, max-sessions: limits.py): for A,
+  ``-ERR DESTINATION_OUT_OF_ORDER`` and no event (22, 23); for B, no B event and A ends
+  DESTINATION_OUT_OF_ORDER, DIALSTATUS INVALIDARGS, after its job said ``+OK`` (22b).
 
 Early media and ringback follow media.py, press-1 confirmation confirm.py, the timeouts'
 whole-second arithmetic timeouts.py; what the caller hears is noted in heard.py.
@@ -39,6 +42,7 @@ from c2c.fakeswitch.confirm import (
 )
 from c2c.fakeswitch.events import EventBus
 from c2c.fakeswitch.heard import Heard, HeardLog
+from c2c.fakeswitch.limits import SessionLimits
 from c2c.fakeswitch.media import EarlyMedia, Ringback, ringback_source
 from c2c.fakeswitch.originate import (
     DEFAULT_TIMEOUT,
@@ -154,15 +158,15 @@ class Switchboard:
         scenario: Scenario,
         local_ip: str = "127.0.0.1",
         max_sessions: int = 10_000,
+        limits: SessionLimits | None = None,
     ) -> None:
         self.clock = clock
         self.bus = bus
         self.scenario = scenario
         self.local_ip = local_ip
-        self.max_sessions = max_sessions
+        # Pause flags, sessions-per-second and max-sessions (limits.py); replaced on restart.
+        self.limits = limits or SessionLimits(clock.now, max_sessions=max_sessions)
         self.legs: dict[str, Leg] = {}
-        self.sessions_since_startup = 0
-        self.peak_sessions = 0
         self.api_runner: ApiRunner | None = None  # set by the command layer, for api_on_answer
         self.on_leg_complete: Callable[[Leg], None] | None = None  # CDR hook
         self.heard = HeardLog()
@@ -179,6 +183,26 @@ class Switchboard:
     def count(self) -> int:
         return len(self.legs)
 
+    @property
+    def max_sessions(self) -> int:
+        return self.limits.max_sessions
+
+    @max_sessions.setter
+    def max_sessions(self, value: int) -> None:
+        self.limits.set_max_sessions(value)
+
+    @property
+    def sessions_since_startup(self) -> int:
+        return self.limits.since_startup
+
+    @property
+    def peak_sessions(self) -> int:
+        return self.limits.sessions_peak
+
+    def refused(self) -> str | None:
+        """Whether the core refuses one more leg now (limits.py); None: it may be created."""
+        return self.limits.admit(len(self.legs))
+
     def reset(self) -> None:
         """Forget every call without firing anything (a restarted switch)."""
         for leg in self.legs.values():
@@ -192,17 +216,17 @@ class Switchboard:
         call = Call(request, on_result)
         leg = request.leg
         origination_uuid = leg.variables.get("origination_uuid")
-        if leg.target.endpoint == "error":
+        if leg.target.endpoint == "error":  # no session at all (mod_dptools' error endpoint)
             call.deliver(f"-ERR {cause_from_string(leg.target.cause)}\n")
             return call
-        behaviour = self.scenario.behaviour_for(leg.target, CALLER)
-        if behaviour.action == "fail":
-            call.deliver(f"-ERR {behaviour.cause}\n")
-            return call
-        full = len(self.legs) >= self.max_sessions
-        if full or (origination_uuid and origination_uuid in self.legs):
-            # sofia refuses a duplicate uuid or a session over the limit before any channel
+        # sofia asks the core for a session first: a duplicate uuid, a paused switch, a spent
+        # sessions-per-second budget or max-sessions refuse it before any channel (22, 23, 23b)
+        if (origination_uuid and origination_uuid in self.legs) or self.refused():
             call.deliver("-ERR DESTINATION_OUT_OF_ORDER\n")
+            return call
+        behaviour = self.scenario.behaviour_for(leg.target, CALLER)
+        if behaviour.action == "fail":  # e.g. a gateway down: checked once the session exists
+            call.deliver(f"-ERR {behaviour.cause}\n")
             return call
         call.a = self._create_leg(call, CALLER, leg, behaviour, originator=None)
         call.heard = self.heard.start(call.a.uuid)
@@ -274,12 +298,10 @@ class Switchboard:
         dialog = sofia.SipDialog(self.local_ip, target)
         leg = Leg(role, channel, dialog, behaviour, call)
         self.legs[uuid] = leg
-        self.sessions_since_startup += 1
-        self.peak_sessions = max(self.peak_sessions, len(self.legs))
         sofia.leg_create(
             channel,
             dialog,
-            self.sessions_since_startup,
+            self.limits.since_startup,
             variables,
             originator.channel if originator else None,
         )
@@ -576,11 +598,14 @@ class Switchboard:
         if dial.target.endpoint == "error":
             self._bridge_failed(a, None, cause_from_string(dial.target.cause))
             return
-        behaviour = self.scenario.behaviour_for(dial.target, CALLEE)
         origination_uuid = dial.variables.get("origination_uuid")
-        if behaviour.action == "fail" or (origination_uuid and origination_uuid in self.legs):
-            cause = behaviour.cause if behaviour.action == "fail" else "DESTINATION_OUT_OF_ORDER"
-            self._bridge_failed(a, None, cause)
+        if (origination_uuid and origination_uuid in self.legs) or self.refused():
+            # the callee's leg cannot be created (22b): no B event, A ends with the cause
+            self._bridge_failed(a, None, "DESTINATION_OUT_OF_ORDER")
+            return
+        behaviour = self.scenario.behaviour_for(dial.target, CALLEE)
+        if behaviour.action == "fail":
+            self._bridge_failed(a, None, behaviour.cause)
             return
         call = a.call
         call.ringback = ringback_source(a.channel.variables.get, a.status == ANSWERED)
@@ -805,6 +830,7 @@ class Switchboard:
         )
         channel.state, channel.state_number = "CS_DESTROY", 12
         self._fire(leg, "CHANNEL_DESTROY", AT_DESTROY)
+        self.limits.catch_up(len(self.legs))  # refills due so far saw this leg up
         del self.legs[leg.uuid]
 
     # ---------------------------------------------------------------------------------------

@@ -170,13 +170,15 @@ SIP_REASON_PHRASES: dict[int, str] = {
     607: "Unwanted",
 }
 
-# DIALSTATUS labels that differ from the cause name (switch_ivr_originate.c)
+# DIALSTATUS labels that differ from the cause name (switch_ivr_originate.c's switch on the
+# cause; recording 22b: a bridge leg that could not be created, DESTINATION_OUT_OF_ORDER)
 _DIALSTATUS = {
     "USER_BUSY": "BUSY",
     "NO_ANSWER": "NOANSWER",
     "ORIGINATOR_CANCEL": "CANCEL",
     "CALL_REJECTED": "DONTCALL",
-    "INVALID_NUMBER_FORMAT": "INVALIDARGS",
+    "DESTINATION_OUT_OF_ORDER": "INVALIDARGS",
+    "INVALID_PROFILE": "INVALIDARGS",
 }
 
 # When the &bridge leg fails with one of these, A carries on and ends NORMAL_CLEARING (CHAN:4954)

@@ -3,9 +3,10 @@
 ``ApiCommands.run(line, done)`` calls ``done(output)`` once: at once for every command but
 ``originate``, which answers when its A leg has answered or failed (esl-reference.md 2.1, 5).
 
-One command is the simulator's own and has no FreeSWITCH counterpart: ``fakeswitch_heard
-<caller-uuid>`` answers, as JSON, what the caller's phone has heard since it answered (heard.py),
-or ``-ERR no such call``.
+``status`` and the HEARTBEAT share core_status.py, ``fsctl`` is fsctl.py, ``show channels|calls``
+listing.py. One command is the simulator's own and has no FreeSWITCH counterpart:
+``fakeswitch_heard <caller-uuid>`` answers, as JSON, what the caller's phone has heard since it
+answered (heard.py), or ``-ERR no such call``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from c2c.esl.protocol import encode_event_json, encode_event_plain
 from c2c.fakeswitch.calls import Leg, Switchboard, parse_seconds
 from c2c.fakeswitch.causes import cause_from_string
 from c2c.fakeswitch.clock import Clock
+from c2c.fakeswitch.core_status import status_text
 from c2c.fakeswitch.events import EventBus, Identity
+from c2c.fakeswitch.fsctl import fsctl
+from c2c.fakeswitch.limits import SessionLimits
+from c2c.fakeswitch.listing import SHOW_CHANNELS_COLUMNS, channel_row, show
 from c2c.fakeswitch.originate import (
     DialStringError,
     OriginateUsageError,
@@ -33,13 +38,7 @@ Done = Callable[[str], None]
 AT_API = ("switch_loadable_module.c", "switch_api_execute", 3119)
 AT_CHANNEL_DATA = ("mod_commands.c", "uuid_dump_function", 6500)
 
-SHOW_CHANNELS_COLUMNS = (
-    "uuid direction created created_epoch name state cid_name cid_num ip_addr dest application "
-    "application_data dialplan context read_codec read_rate read_bit_rate write_codec write_rate "
-    "write_bit_rate secure hostname presence_id presence_data accountcode callstate callee_name "
-    "callee_num callee_direction call_uuid sent_callee_name sent_callee_num initial_cid_name "
-    "initial_cid_num initial_ip_addr initial_dest initial_dialplan initial_context"
-).split()
+__all__ = ["SHOW_CHANNELS_COLUMNS", "ApiCommands"]
 
 
 class ApiCommands:
@@ -49,14 +48,19 @@ class ApiCommands:
         bus: EventBus,
         identity: Identity,
         clock: Clock,
-        max_sessions: int = 10_000,
+        max_sessions: int | None = None,
     ) -> None:
         self.switchboard = switchboard
         self.bus = bus
         self.identity = identity
         self.clock = clock
-        self.max_sessions = max_sessions
+        if max_sessions is not None:
+            switchboard.max_sessions = max_sessions
         self.started = time.monotonic()
+        # The switch's uptime in microseconds (FakeSwitch gives its own, from its last start).
+        self.uptime_us: Callable[[], int] = lambda: int(
+            (time.monotonic() - self.started) * 1_000_000
+        )
         self._handlers: dict[str, Callable[[str], str]] = {
             "uuid_kill": self.uuid_kill,
             "uuid_exists": self.uuid_exists,
@@ -66,6 +70,7 @@ class ApiCommands:
             "sched_hangup": self.sched_hangup,
             "show": self.show,
             "status": self.status,
+            "fsctl": self.fsctl,
             "hupall": self.hupall,
             "global_getvar": self.global_getvar,
             "version": self.version,
@@ -73,6 +78,14 @@ class ApiCommands:
             "fakeswitch_heard": self.fakeswitch_heard,
         }
         switchboard.api_runner = self.run_now
+
+    @property
+    def limits(self) -> SessionLimits:
+        return self.switchboard.limits
+
+    @property
+    def max_sessions(self) -> int:
+        return self.switchboard.max_sessions
 
     def run(self, line: str, done: Done) -> None:
         command, _, args = line.strip().partition(" ")
@@ -201,95 +214,18 @@ class ApiCommands:
         return encode_event_plain(headers).decode("ascii")
 
     def show(self, args: str) -> str:
-        words = args.split()
-        if not words or words[0] not in ("channels", "calls"):
-            return (
-                "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|"
-                "channels [count|like <match string>]\n"
-            )
-        rows = [self._channel_row(leg) for leg in self.switchboard.legs.values()]
-        rest = words[1:]
-        if rest[:1] == ["count"]:
-            return f"\n{len(rows)} total.\n"
-        if len(rest) >= 2 and rest[0] == "like":
-            rows = [row for row in rows if any(rest[1] in value for value in row.values())]
-            rest = rest[2:]
-        if rest[:2] == ["as", "json"]:
-            if not rows:
-                return '{"row_count": 0}\n'
-            return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
-        lines = [",".join(SHOW_CHANNELS_COLUMNS)]
-        lines += [",".join(row[column] for column in SHOW_CHANNELS_COLUMNS) for row in rows]
-        return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
+        return show(args, list(self.switchboard.legs.values()), self.identity.hostname)
 
     def _channel_row(self, leg: Leg) -> dict[str, str]:
-        channel = leg.channel
-        caller = channel.caller
-        created = caller.times.created / 1_000_000
-        codec = channel.has_media
-        v = channel.variables
-        return {
-            "uuid": channel.uuid,
-            "direction": "outbound",
-            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)),
-            "created_epoch": str(int(created)),
-            "name": channel.name,
-            "state": channel.state,
-            "cid_name": caller.caller_id_name,
-            "cid_num": caller.caller_id_number,
-            "ip_addr": caller.network_addr,
-            "dest": caller.destination_number,
-            "application": v.get("current_application") or "",
-            "application_data": v.get("current_application_data") or "",
-            "dialplan": "XML",
-            "context": caller.context,
-            "read_codec": "PCMU" if codec else "",
-            "read_rate": "8000" if codec else "",
-            "read_bit_rate": "64000" if codec else "",
-            "write_codec": "PCMU" if codec else "",
-            "write_rate": "8000" if codec else "",
-            "write_bit_rate": "64000" if codec else "",
-            "secure": "",
-            "hostname": self.identity.hostname,
-            "presence_id": "",
-            "presence_data": "",
-            "accountcode": "",
-            "callstate": channel.call_state,
-            "callee_name": caller.callee_id_name,
-            "callee_num": caller.callee_id_number,
-            "callee_direction": "",
-            "call_uuid": channel.call_uuid,
-            "sent_callee_name": v.get("last_sent_callee_id_name") or "",
-            "sent_callee_num": v.get("last_sent_callee_id_number") or "",
-            "initial_cid_name": caller.orig_caller_id_name,
-            "initial_cid_num": caller.orig_caller_id_number,
-            "initial_ip_addr": "",
-            "initial_dest": caller.destination_number,
-            "initial_dialplan": "XML",
-            "initial_context": caller.context,
-        }
+        return channel_row(leg, self.identity.hostname)
 
     def status(self, args: str = "") -> str:
-        elapsed_us = int((time.monotonic() - self.started) * 1_000_000)
-        seconds, micros = divmod(elapsed_us, 1_000_000)
-        millis, micros = divmod(micros, 1000)
-        minutes, seconds = divmod(seconds, 60)
-        hours, minutes = divmod(minutes, 60)
-        days, hours = divmod(hours, 24)
-        years, days = divmod(days, 365)
         board = self.switchboard
-        current = board.count
-        return (
-            f"UP {years} years, {days} days, {hours} hours, {minutes} minutes, {seconds} seconds, "
-            f"{millis} milliseconds, {micros} microseconds\n"
-            f"FreeSWITCH (Version {self.identity.version}) is ready\n"
-            f"{board.sessions_since_startup} session(s) since startup\n"
-            f"{current} session(s) - peak {board.peak_sessions}, last 5min {board.peak_sessions} \n"
-            f"0 session(s) per Sec out of max 50, peak 0, last 5min 0 \n"
-            f"{self.max_sessions} session(s) max\n"
-            "min idle cpu 0.00/100.00\n"
-            "Current Stack Size/Max 240K/8192K\n"
-        )
+        return status_text(board.limits, board.count, self.uptime_us(), self.identity.version)
+
+    def fsctl(self, args: str) -> str:
+        board = self.switchboard
+        return fsctl(args, board.limits, board.count, lambda: board.hupall("MANAGER_REQUEST"))
 
     def global_getvar(self, args: str) -> str:
         name = args.strip()

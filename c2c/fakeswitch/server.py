@@ -6,12 +6,21 @@ Usable in-process (tests) and as ``python -m c2c.fakeswitch`` / ``c2c fakeswitch
     switch.start()
     ...  # connect to switch.port
     switch.stop()
+
+HEARTBEAT fires every ``heartbeat_interval`` seconds of the switch's uptime (recording 21: at
+uptime 20 s, 40 s, ... whenever a client subscribed), counted like every other delay: in the
+switch's seconds, so ``interval x time_scale`` real seconds, and in real seconds at time scale
+0. ``heartbeat_interval`` may be changed while running (None or 0: no heartbeat). The switch's
+limits (``limits``: pause, sessions-per-second, max-sessions) start from the constructor's
+values and from there on follow ``fsctl``; ``stop()`` (and so ``restart()``) forgets what
+``fsctl`` changed, as a restarted FreeSWITCH would.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import socket
 import time
@@ -28,16 +37,23 @@ from c2c.fakeswitch.calls import Leg, Switchboard
 from c2c.fakeswitch.channels import Channel
 from c2c.fakeswitch.clock import Clock
 from c2c.fakeswitch.commands import ApiCommands
+from c2c.fakeswitch.core_status import heartbeat_headers
 from c2c.fakeswitch.events import EventBus, Identity
 from c2c.fakeswitch.faults import Faults
+from c2c.fakeswitch.limits import SessionLimits
 from c2c.fakeswitch.scenarios import Scenario
 from c2c.fakeswitch.session import Session
 
 log = logging.getLogger(__name__)
 
-AT_HEARTBEAT = ("switch_core.c", "send_heartbeat", 86)
+AT_HEARTBEAT = ("switch_core.c", "send_heartbeat", 95)
 AT_SHUTDOWN = ("switch_core.c", "switch_core_destroy", 3023)
-HEARTBEAT_INTERVAL = 20.0
+HEARTBEAT_INTERVAL = 20.0  # FreeSWITCH's event-heartbeat-interval default
+MAX_SESSIONS = 10_000
+SESSIONS_PER_SECOND = 10_000
+IDLE_CPU = 98.0
+# How often the heartbeat greenlet looks again at a changed (or newly set) interval.
+_HEARTBEAT_RECHECK = 0.25
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,7 +80,9 @@ class FakeSwitch:
         faults: Faults | None = None,
         hostname: str | None = None,
         heartbeat: float | None = HEARTBEAT_INTERVAL,
-        max_sessions: int = 10_000,
+        max_sessions: int = MAX_SESSIONS,
+        sps: int = SESSIONS_PER_SECOND,
+        idle_cpu: float = IDLE_CPU,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -78,12 +96,10 @@ class FakeSwitch:
         self.clock = Clock(time_scale)
         self.identity = Identity(hostname=hostname or socket.gethostname() or "fakeswitch")
         self.bus = EventBus(self.clock, self.identity)
-        self.switchboard = Switchboard(
-            self.clock, self.bus, self.scenario, max_sessions=max_sessions
-        )
-        self.api = ApiCommands(
-            self.switchboard, self.bus, self.identity, self.clock, max_sessions=max_sessions
-        )
+        self._limit_settings = (max_sessions, sps, idle_cpu)
+        self.switchboard = Switchboard(self.clock, self.bus, self.scenario, limits=self._limits())
+        self.api = ApiCommands(self.switchboard, self.bus, self.identity, self.clock)
+        self.api.uptime_us = self.uptime_us
         self.sessions: set[Session] = set()
         self._server: StreamServer | None = None
         self._background: list[gevent.Greenlet] = []
@@ -99,10 +115,12 @@ class FakeSwitch:
         self._server = StreamServer(listener, self._handle)
         self._server.start()
         self._bound_port = listener.getsockname()[1]
+        self.started_at = time.monotonic()
         self.clock.start()
-        self._background = [gevent.spawn(self._drop_connections_loop)]
-        if self.heartbeat_interval:
-            self._background.append(gevent.spawn(self._heartbeat_loop))
+        self._background = [
+            gevent.spawn(self._drop_connections_loop),
+            gevent.spawn(self._heartbeat_loop),
+        ]
         log.info("fakeswitch listening on %s:%d", self.host, self._bound_port)
         return self
 
@@ -125,6 +143,7 @@ class FakeSwitch:
         self.clock.stop()
         self.clock.clear()
         self.switchboard.reset()
+        self.switchboard.limits = self._limits()  # what fsctl changed is forgotten
 
     def restart(self, downtime: float = 0.0) -> None:
         """Stop (dropping every call and connection), stay down ``downtime`` real seconds
@@ -168,6 +187,18 @@ class FakeSwitch:
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    @property
+    def limits(self) -> SessionLimits:
+        """Pause flags, sessions-per-second and max-sessions, as ``fsctl`` sets them."""
+        return self.switchboard.limits
+
+    def uptime_us(self) -> int:
+        """The switch's uptime in microseconds: virtual (scaled) time since start(), real time
+        at time scale 0."""
+        real = time.monotonic() - self.started_at
+        scale = self.clock.time_scale
+        return int((real / scale if scale > 0 else real) * 1_000_000)
 
     @property
     def channels(self) -> dict[str, Channel]:
@@ -245,46 +276,38 @@ class FakeSwitch:
                 log.info("fault: dropping %d connections", len(self.sessions))
                 self.drop_connections()
 
+    def _limits(self) -> SessionLimits:
+        max_sessions, sps, idle_cpu = self._limit_settings
+        return SessionLimits(self.clock.now, max_sessions=max_sessions, sps=sps, idle_cpu=idle_cpu)
+
     def _heartbeat_loop(self) -> None:
-        assert self.heartbeat_interval
-        # Scaled like every delay; at time scale 0 it keeps the real 20 s, since clients use
-        # HEARTBEAT to tell a live switch from a dead one.
-        scale = self.clock.time_scale or 1.0
+        """HEARTBEAT at every multiple of the interval of the switch's uptime (21); a changed
+        interval counts from the next multiple of the new one."""
+        interval_seen: float | None = None
+        next_due = 0.0
         while True:
-            gevent.sleep(self.heartbeat_interval * scale)
-            self._fire_heartbeat()
+            interval = self.heartbeat_interval
+            if not interval or interval <= 0:
+                interval_seen = None
+                gevent.sleep(_HEARTBEAT_RECHECK)
+                continue
+            uptime = self.uptime_us() / 1_000_000
+            if interval != interval_seen:
+                interval_seen = interval
+                next_due = (math.floor(uptime / interval) + 1) * interval
+            if uptime >= next_due:
+                self._fire_heartbeat()
+                next_due = (math.floor(uptime / interval) + 1) * interval
+                continue
+            real_wait = (next_due - uptime) * (self.clock.time_scale or 1.0)
+            gevent.sleep(min(real_wait, _HEARTBEAT_RECHECK))
 
     def _fire_heartbeat(self) -> None:
-        uptime_ms = int((time.monotonic() - self.started_at) * 1000)
-        seconds = uptime_ms // 1000
-        minutes, sec = divmod(seconds, 60)
-        hours, minutes = divmod(minutes, 60)
-        days, hours = divmod(hours, 24)
         board = self.switchboard
-        self.bus.fire(
-            "HEARTBEAT",
-            AT_HEARTBEAT,
-            [
-                ("Event-Info", "System Ready"),
-                (
-                    "Up-Time",
-                    f"0 years, {days} days, {hours} hours, {minutes} minutes, {sec} "
-                    f"seconds, {uptime_ms % 1000} milliseconds, 0 microseconds",
-                ),
-                ("FreeSWITCH-Version", self.identity.version.split()[0]),
-                ("Uptime-msec", str(uptime_ms)),
-                ("Session-Count", str(board.count)),
-                ("Max-Sessions", str(board.max_sessions)),
-                ("Session-Per-Sec", "30"),
-                ("Session-Per-Sec-Last", "0"),
-                ("Session-Per-Sec-Max", "0"),
-                ("Session-Per-Sec-FiveMin", "0"),
-                ("Session-Since-Startup", str(board.sessions_since_startup)),
-                ("Session-Peak-Max", str(board.peak_sessions)),
-                ("Session-Peak-FiveMin", str(board.peak_sessions)),
-                ("Idle-CPU", "100.000000"),
-            ],
+        headers = heartbeat_headers(
+            board.limits, board.count, self.uptime_us(), self.identity.version
         )
+        self.bus.fire("HEARTBEAT", AT_HEARTBEAT, headers)
 
 
 def _listen(host: str, port: int) -> gevent.socket.socket:

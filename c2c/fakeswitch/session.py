@@ -4,7 +4,7 @@ Commands are handled one at a time, in order; queued events are written only bet
 (so a bgapi reply always precedes its BACKGROUND_JOB, and a running ``api originate`` holds back
 every event on this connection, as in FreeSWITCH). Authentication, the 25 s first-command limit,
 ``exit`` waiting for this connection's running bgapi jobs, and the misbehaviours of faults.py live
-here too.
+here too (a frozen switch: the listener neither runs commands nor writes, its events queue up).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class Session:
         self._missed = 0
         self._killed_for_lost_events = False
         self._wake = gevent.event.Event()
+        self._closed_event = gevent.event.Event()
         self._eof = False
         self._jobs: set[gevent.event.AsyncResult] = set()
         self.logging_level: int | None = None
@@ -116,6 +117,9 @@ class Session:
         first_command_by = gevent.get_hub().loop.now() + AUTH_TIMEOUT
         first = True
         while not self.closed:
+            if self.switch.faults.frozen:
+                self._sit_frozen()
+                continue
             if self._killed_for_lost_events:
                 self._disconnect(LOST_EVENTS)
                 return
@@ -132,12 +136,22 @@ class Session:
             if first:
                 remaining = first_command_by - gevent.get_hub().loop.now()
                 if remaining <= 0 or not self._wake.wait(timeout=remaining):
-                    if not self._commands:
+                    if not self._commands and not self.switch.faults.frozen:
                         log.info("%r: no command within %.0f s", self, AUTH_TIMEOUT)
                         self._disconnect()
                         return
             else:
                 self._wake.wait()
+
+    def _sit_frozen(self) -> None:
+        """A frozen host: run nothing and write nothing until thawed. Commands and events keep
+        queuing; a client that hangs up meanwhile is closed without a word."""
+        faults = self.switch.faults
+        while faults.frozen and not self.closed:
+            if self._eof:
+                raise _Closed()
+            self._wake.clear()
+            gevent.wait([faults.thawed, self._wake], count=1, timeout=1.0)
 
     def _read_loop(self) -> None:
         parser = CommandParser()
@@ -163,9 +177,11 @@ class Session:
     # writing
 
     def _write(self, data: bytes) -> None:
+        faults = self.switch.faults
+        while faults.frozen and not self.closed:  # e.g. auth/request to a new connection
+            gevent.wait([faults.thawed, self._closed_event], count=1, timeout=1.0)
         if self.closed:
             raise _Closed()
-        faults = self.switch.faults
         if self.authenticated and faults.stall:
             return  # swallowed: the client waits forever
         if self.authenticated and faults.close_mid_frame:
@@ -179,9 +195,9 @@ class Session:
         self._write(command_reply_frame(text, extra or []))
 
     def _disconnect(self, message: str = DISCONNECT_GOODBYE) -> None:
-        """The goodbye notice, then close (send_disconnect)."""
+        """The goodbye notice, then close (send_disconnect); nothing is said while frozen."""
         try:
-            if not self.closed:
+            if not self.closed and not self.switch.faults.frozen:
                 self.sock.sendall(disconnect_notice_frame(message))
         except OSError:
             pass
@@ -200,6 +216,7 @@ class Session:
             pass
         self.sock.close()
         self._wake.set()
+        self._closed_event.set()
         self.switch.forget_session(self)
 
     def drop(self) -> None:
@@ -207,8 +224,12 @@ class Session:
         self.close()
 
     def shutdown(self, message: str) -> None:
-        """FreeSWITCH is stopping: flush what is queued, say so, close."""
+        """FreeSWITCH is stopping: flush what is queued, say so, close (a frozen host just
+        goes: its connections are closed without a word)."""
         if self.closed:
+            return
+        if self.switch.faults.frozen:
+            self.close()
             return
         try:
             if self._events and not self.closing:
