@@ -104,7 +104,7 @@ def test_status_lines_are_read_each_on_its_own() -> None:
 def test_heartbeats_of_recording_21() -> None:
     first, second = heartbeats("21_heartbeat_only_45s")
     assert load_from_heartbeat(first) == SwitchLoad(
-        ready=True,
+        ready=None,  # "System Ready" is sent paused or not
         sessions=4,
         max_sessions=4000,
         sps_last=0,
@@ -138,3 +138,19 @@ def test_a_reading_fills_what_it_does_not_say_from_an_older_one() -> None:
         ready=False, sessions=12, max_sessions=100, sps_limit=30, sps_left=29, idle_cpu=90.0
     )
     assert heartbeat.fill_from(None) is heartbeat
+
+
+def test_a_heartbeat_never_says_whether_the_switch_takes_calls() -> None:
+    """FreeSWITCH sends "System Ready" paused or not: the heartbeat must not undo what `status`
+    said (a paused switch stays paused until `status` says it is ready)."""
+    switch = FakeSwitch(time_scale=0, heartbeat=None)
+    switch.api_command("fsctl pause")
+    paused = parse_status(switch.api_command("status"))
+    assert paused.ready is False
+    beat = Event([("Event-Name", "HEARTBEAT"), ("Event-Info", "System Ready"),
+                  ("Session-Count", "3"), ("Session-Per-Sec", "4294967295")])
+    load = load_from_heartbeat(beat)
+    assert load.ready is None
+    assert load.sessions == 3
+    assert load.sps_left is None  # -1 printed unsigned: no figure
+    assert load.fill_from(paused).ready is False

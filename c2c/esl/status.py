@@ -12,8 +12,10 @@
 
 HEARTBEAT (recording 21), every 20 s of the switch's uptime: ``Event-Info: System Ready``,
 ``Session-Count``, ``Max-Sessions``, ``Session-Per-Sec`` (this second's budget left, not the limit),
-``Session-Per-Sec-Last``, ``Idle-CPU``. "System Not Ready" when paused is from FreeSWITCH's source
-(send_heartbeat), not recorded. Anything unreadable is None: a reading never raises.
+``Session-Per-Sec-Last``, ``Idle-CPU``. A heartbeat says "System Ready" even while the switch is
+paused (send_heartbeat does not look), so it never tells whether the switch takes calls: only
+``status`` ("is not ready") does. Its figures are printed unsigned: a spent budget of -1 reads
+4294967295. Anything unreadable, or a wrapped negative, is None: a reading never raises.
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ def parse_status(text: str) -> SwitchLoad:
 
 def load_from_heartbeat(event: Event) -> SwitchLoad:
     """The load a HEARTBEAT event carries."""
+    # "System Ready" is sent paused or not: it must not undo what `status` said. Only an
+    # explicit "not ready" (no recording shows one) is taken.
     info = (event.get("Event-Info") or "").strip().lower()
-    ready = {"system ready": True, "system not ready": False}.get(info)
+    ready = False if info == "system not ready" else None
 
     def header(name: str, parse: Callable[[str], T | None]) -> T | None:
         value = event.get(name)
@@ -76,7 +80,10 @@ def load_from_heartbeat(event: Event) -> SwitchLoad:
 def _count(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > 12:
         return None
-    return int(text)
+    value = int(text)
+    # FreeSWITCH prints some 32-bit signed figures unsigned (a heartbeat's Session-Per-Sec once
+    # the second's budget is spent): a value this large is a negative one, i.e. no figure.
+    return None if value >= 2**31 else value
 
 
 def _percent(text: str) -> float | None:
