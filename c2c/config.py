@@ -203,12 +203,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("C2C_CALLBACK_TIMEOUT", "callback_timeout", "10", _float_range(0.5, 120),
             "Connect and read timeout of one callback delivery, in seconds."),
     Setting("C2C_SETTLE_GRACE", "settle_grace", "120", _int_range(5, 3600),
-            "Seconds past ring timeout + time limit after which a call with no trace settles failed."),
+            "Seconds a CDR is awaited for a call whose end was not seen (past ring timeout + "
+            "time limit, or after a reconciliation) before it settles from what is known; also "
+            "how long a switch out of reach may go unheard before its calls do."),
     Setting("C2C_ESL_TIMEOUT", "esl_timeout", "5", _float_range(0.1, 120),
             "Seconds to wait for connecting to a switch and for each command's reply."),
     Setting("C2C_ESL_LIVENESS_SECONDS", "esl_liveness_seconds", "45", _float_range(0.2, 3600),
             "A switch connection silent this long (no event, no HEARTBEAT, no probe answered) is "
             "dropped and reconnected; the switch is not live meanwhile."),
+    Setting("C2C_ORIGINATE_VERDICT_SECONDS", "originate_verdict_seconds", "1", _float_range(0, 10),
+            "Most a request waits for its originate's first word (the caller's leg created, or the "
+            "switch's refusal, which sends the call once to another switch); 0: no wait, no retry."),
     Setting("C2C_LEASE_SECONDS", "lease_seconds", "6", _int_range(2, 300),
             "How long a worker's hold on a switch's event listener lasts unless renewed."),
     Setting("C2C_ACCOUNT_CACHE_SECONDS", "account_cache_seconds", "2", _float_range(0, 60),
@@ -253,6 +258,7 @@ class Config:
     settle_grace: int
     esl_timeout: float
     esl_liveness_seconds: float
+    originate_verdict_seconds: float
     lease_seconds: int
     account_cache_seconds: float
     cdr_user: str

@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import gevent
 import pytest
 
+from c2c.calls import listener as listener_module
 from c2c.calls.routes import parse_routes
 from c2c.fakeswitch.scenarios import Scenario
 from c2c.store.invariants import check_invariants
@@ -445,4 +447,60 @@ def test_each_leg_is_originated_through_its_own_route(store_url):
             'c2c_calls_settled_by_route_total{leg="callee",outcome="answered",route="447"} 1.0',
         ):
             assert line in metrics, line
+        assert check_invariants(h.store, now=time.time()) == []
+
+
+# ------------------------------------------------------------------------------------------
+# a switch that refuses the originate before any leg exists (issue 12; two switches:
+# tests/test_originate_retry.py)
+
+REFUSE_EVERY_CALLER = Scenario.from_dict(
+    {"rules": [{"role": "caller", "action": "fail", "cause": "DESTINATION_OUT_OF_ORDER"}]}
+)
+
+
+@pytest.fixture
+def short_hold(monkeypatch) -> float:
+    """The event holder keeps a refusal back 3 s (it may be moving); tests need not wait that."""
+    monkeypatch.setattr(listener_module, "HOLD_SECONDS", 0.3)
+    return 0.3
+
+
+def test_a_refusal_by_the_only_switch_answers_11_and_leaves_nothing(store_url, short_hold):
+    """Paused, over its sessions-per-second or full (recordings 22-23b): no other switch to
+    send the call to, so the accept is undone. The switch's event holder, which hears the same
+    -ERR, finds no call once it has held the refusal back."""
+    with AppHarness(
+        store_url, time_scale=TIME_SCALE, background=True, scenario=REFUSE_EVERY_CALLER
+    ) as h:
+        key = h.account(credits=CREDITS).api_key
+        before = h.snapshot()
+        assert h.place(key) == 11
+        gevent.sleep(2 * short_hold)
+        assert h.snapshot() == before
+        assert len(h.sent) == 1  # sent once; there is no other switch
+        h.switch.api_command("fsctl pause")
+        assert h.place(key, **h.numbers()) == 11
+        assert h.snapshot() == before
+
+
+def test_without_the_wait_a_refused_call_is_accepted_and_settles_failed(store_url, short_hold):
+    """C2C_ORIGINATE_VERDICT_SECONDS=0: as before the retry, the request answers 0 at the
+    switch's +OK Job-UUID, and the event holder settles the refused call as failed once it has
+    held the refusal back (nobody moved it)."""
+    with AppHarness(
+        store_url,
+        time_scale=TIME_SCALE,
+        background=True,
+        scenario=REFUSE_EVERY_CALLER,
+        originate_verdict_seconds=0,
+    ) as h:
+        assert h.connection.tag is None and h.connection.events == ()
+        call_id = place(h, h.account(credits=CREDITS).api_key)
+        call = h.wait_settled(call_id)
+        assert (call["answered"], call["reason"], call["originate_error"]) == (
+            False,
+            0,
+            "DESTINATION_OUT_OF_ORDER",
+        )
         assert check_invariants(h.store, now=time.time()) == []

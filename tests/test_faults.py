@@ -249,8 +249,10 @@ SHORT_CALLEE = "2125550111"  # the scenario's callee that hangs up after 1 s
 def test_switch_restarted_calls_gone(tmp_path, mysql_url):
     """The switch process is killed (its calls vanish: no event, no CDR) and a new one starts on
     the same port. Calls that ended before the crash are settled by their events and CDRs;
-    calls that vanished settle as failed, reason 0, at their deadline (ring timeout x2 + 1 min +
-    grace = 75 s); requests during the outage answer 11; service comes back by itself."""
+    calls that were talking when it died settle answered, billed as estimated from the bridge
+    to the last time the switch was heard before the crash (the reconciliation after the
+    restart finds their channels gone; a grace for a CDR, then the estimate); requests during
+    the outage answer 11; service comes back by itself."""
     with _deployment(
         tmp_path, mysql_url, talk_seconds=120, cdr=True, scenario_short=SHORT_CALLEE[-4:]
     ) as d:
@@ -320,11 +322,59 @@ def test_switch_restarted_calls_gone(tmp_path, mysql_url):
         assert result.call_rows == result.accepted
         for call_id in doomed.accepted:
             call = d.store.calls.get(call_id)
-            assert (call["answered"], call["minutes"], call["reason"]) == (False, 0, 0), call
+            # Bridged, then talking for seconds before the crash: 1 minute (its whole limit).
+            assert (call["answered"], call["minutes"], call["reason"]) == (True, 1, None), call
+            assert call["estimated"] and call["alive_at"] >= call["bridged_at"], call
         for call_id in finished.accepted + during.accepted:
             call = d.store.calls.get(call_id)
             assert (call["answered"], call["minutes"], call["reason"]) == (True, 1, None), call
         assert during.codes.get(11, 0) >= 1 and during.max_elapsed(11) < 2
+        assert_consistent(result, d, None, CREDITS)
+
+
+def test_switch_killed_during_talk_and_gone_bills_the_talking_calls_as_estimated(
+    tmp_path, mysql_url
+):
+    """The switch process is killed while 10 calls talk and does not come back: the event
+    holder cannot reach it, and once it has not been heard from for the grace (5 s here), its
+    talking calls settle answered, billed from the bridge to its last sign of life and marked
+    estimated, at once rather than at their deadline; requests meanwhile answer 11."""
+    with _deployment(tmp_path, mysql_url, talk_seconds=120, cdr=True) as d:
+        base = d.gunicorn.base_url
+        talking = RequestStream(base, d.request_params(max_duration="3"), 10, concurrency=2,
+                                interval=0.05)
+        talking.start().join(30)
+        wait_until(
+            lambda: all(d.store.calls.get(i)["state"] == "bridged" for i in talking.accepted),
+            15,
+            0.1,
+            "calls bridged",
+        )
+        time.sleep(2)  # they talk
+        d.kill_simulator()
+        killed_at = time.monotonic()
+        during = RequestStream(base, d.request_params(), 5, concurrency=1, interval=0.2)
+        during.start().join(30)
+        wait_all_settled(d, 60)
+        settled_after = time.monotonic() - killed_at
+        wait_all_delivered(d, 20)
+        time.sleep(1)
+        result = tally("switch killed, gone", d, None)
+        result.sent = len(talking.answers) + len(during.answers)
+        result.accepted = len(talking.accepted) + len(during.accepted)
+        result.code_11 = talking.codes.get(11, 0) + during.codes.get(11, 0)
+        result.extra = {"talking calls settled after the kill s": round(settled_after, 1)}
+        print("\n" + result.line())
+        assert len(talking.accepted) == 10 and during.codes == Counter({11: 5})
+        for call_id in talking.accepted:
+            call = d.store.calls.get(call_id)
+            assert (call["answered"], call["reason"], call["estimated"]) == (True, None, True)
+            # From the bridge to the last event or heartbeat heard before the kill (the
+            # simulator's heartbeat comes every 20 s, like FreeSWITCH's): at least a second,
+            # never more than they talked.
+            assert call["minutes"] == 1 and 1 <= call["billsec"] <= 2 + 3, call
+        # The grace after its last sign of life, plus a sweep: not the 6.2 min of a deadline.
+        assert settled_after < 30
         assert_consistent(result, d, None, CREDITS)
 
 

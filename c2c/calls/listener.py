@@ -11,13 +11,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import gevent
+
 from c2c.calls import events as ev
+from c2c.calls.estimate import remeasured
 from c2c.calls.outcome import CallOutcome
+from c2c.calls.retry import HOLD_SECONDS, may_be_retried
 from c2c.calls.settle_batch import SettleBatcher
 from c2c.calls.settlement import Readiness, outcome_of, readiness
 from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import CallState
 from c2c.domain.timing import CALLEE_RECHECK_SECONDS
+from c2c.errors import C2CError
 from c2c.esl.protocol import Event
 from c2c.store import Store
 
@@ -40,6 +45,8 @@ EVENT_FILTERS = (
     (f"variable_{ev.CALL_ID_VARIABLE}", "/^[0-9a-f-]{36}$/"),
     ("Event-Name", "BACKGROUND_JOB"),
 )
+
+HELD_ATTEMPTS = 3  # a held refusal the store refused is tried again this many times in all
 
 _ANSWER_FIELD = {ev.CALLER: "caller_answered_at", ev.CALLEE: "callee_answered_at"}
 # The callee's leg is dialed only once the caller pressed the key, so any event of it says the
@@ -133,10 +140,20 @@ class CallEventListener:
         log.info("call %s: %s leg ended %s", end.call_id, end.leg, end.cause)
         self._fill_and_try_settle(end.call_id, fields)
 
-    def originate_failed(self, result: ev.JobResult) -> None:
+    def originate_failed(self, result: ev.JobResult, *, held: int = 0) -> None:
         call = self._store.calls.find_by_job_uuid(result.job_uuid)
         if call is None:
-            return  # another application's originate, or a call already forgotten
+            return  # another application's, a call moved to another switch, or forgotten
+        if may_be_retried(result.cause, call):
+            # Refused before any leg existed: the worker that placed it may be sending it to
+            # another switch (c2c.calls.retry). Applied a moment later, and only if the call is
+            # still on this job; once recorded, it cannot move any more.
+            if not held:
+                gevent.spawn_later(HOLD_SECONDS, self._apply_held, result, 1)
+                return
+            if not self._store.record_originate_error(call["id"], result.job_uuid,
+                                                      result.cause or "UNKNOWN"):
+                return  # moved meanwhile
         log.info("call %s: originate failed: %s", call["id"], result.cause)
         # recheck_at: after a caller who answered and never pressed 1, the -ERR comes just
         # before the caller's end (recording 20); settlement waits for that end until then.
@@ -145,15 +162,26 @@ class CallEventListener:
             "recheck_at": self._clock() + CALLEE_RECHECK_SECONDS,
         })
 
+    def _apply_held(self, result: ev.JobResult, attempt: int) -> None:
+        try:
+            self.originate_failed(result, held=attempt)
+        except C2CError as exc:  # tried again; past that, the call's recheck finds it no trace
+            log.warning("job %s: refusal not applied (attempt %d): %s", result.job_uuid,
+                        attempt, exc)
+            if attempt < HELD_ATTEMPTS:
+                gevent.spawn_later(HOLD_SECONDS, self._apply_held, result, attempt + 1)
+
     def _fill_and_try_settle(self, call_id: str, fields: Mapping[str, Any]) -> bool:
         """Record what is known and settle if that completes the call: at once, in the same
         transaction (the row locked throughout), or handed to the group settler. Returns
-        whether the call was settled here."""
+        whether the call was settled here. A call already settled on an estimate is corrected
+        by what this leg's end measures (once; c2c.calls.estimate)."""
+        calls = self._store.calls
         if self._batcher is not None:
-            if self._store.calls.fill_and_check(call_id, fields, self._ready):
+            if calls.fill_and_check(call_id, fields, self._ready, remeasure=remeasured):
                 self._batcher.submit(call_id)
             return False
-        outcome = self._store.calls.fill_and_settle_if(call_id, fields, self._decide)
+        outcome = calls.fill_and_settle_if(call_id, fields, self._decide, remeasure=remeasured)
         if outcome is None:
             return False
         self._announce(call_id, outcome)
@@ -181,6 +209,19 @@ class CallEventListener:
         gone = [t for t in (call["caller_gone_at"], call["callee_gone_at"]) if t] if call else []
         return max(gone) if gone else self._clock()
 
+    def settle_decided(
+        self,
+        call_ids: list[str],
+        decide: Callable[[Mapping[str, Any]], tuple[CallOutcome, float] | None],
+    ) -> int:
+        """Settle those of ``call_ids`` for which ``decide`` of its row, locked and not ended,
+        gives (outcome, ended_at): in one transaction, decided on the rows as they are then
+        (an event applied meanwhile is not overlooked). Returns how many it settled."""
+        settled = self._store.calls.settle_ready(call_ids, decide)
+        for call_id, outcome in settled:
+            self._announce(call_id, outcome)
+        return len(settled)
+
     def settle(self, call_id: str, outcome: CallOutcome, call: Mapping[str, Any] | None = None) -> bool:
         """Settle once; the end time is the last leg's end when known."""
         settled = self._store.calls.settle(call_id, outcome, ended_at=self._ended_at(call))
@@ -189,8 +230,9 @@ class CallEventListener:
         return settled
 
     def _announce(self, call_id: str, outcome: CallOutcome) -> None:
-        log.info("call %s: settled answered=%s minutes=%d reason=%s", call_id,
+        log.info("call %s: settled answered=%s minutes=%d reason=%s%s", call_id,
                  outcome.answered, outcome.minutes,
-                 "" if outcome.reason is None else int(outcome.reason))
+                 "" if outcome.reason is None else int(outcome.reason),
+                 " (estimated)" if outcome.estimated else "")
         if self._on_settled is not None:
             self._on_settled(call_id, outcome)

@@ -99,6 +99,9 @@ class CallOutcome:
     billsec: int  # seconds the two were connected, as measured
     # Press 1 to connect, as settling records it (a Confirmation value); None: leave as it is.
     confirm: str | None = None
+    # Decided from what the store saw, the call's end never seen (c2c.calls.estimate); a leg's
+    # end arriving later corrects it once.
+    estimated: bool = False
 
     @classmethod
     def decide(

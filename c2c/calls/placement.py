@@ -5,6 +5,9 @@ not one of the account's own numbers), 8/7/10/9 (coverage), 3 (DNC), 2 (credits)
 when the store or every switch is unreachable. The store's accept transaction decides 3, 2 and 6
 atomically; everything before it only reads, so a rejected request leaves nothing behind.
 
+Where the call goes and how its originate gets there (its first word awaited, a refusal before
+any leg existed sent once to another switch, 11 when none takes it) is c2c.calls.sending.
+
 Per call, from the account and the config: whether the caller must press 1 (the key's own
 setting, else C2C_CONFIRM), which of its numbers are the account's own (no flood stamp or check
 for them), and what each phone is shown and hears (c2c.calls.caller_id, c2c.calls.tones).
@@ -12,6 +15,7 @@ for them), and what each phone is shown and hears (c2c.calls.caller_id, c2c.call
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -31,22 +35,15 @@ from c2c.calls.request import (
     validate_clicktocall,
 )
 from c2c.calls.routes import RouteTable
+from c2c.calls.sending import CallSender
 from c2c.calls.tones import confirm_prompt, ringback_for
 from c2c.config import Config
-from c2c.errors import (
-    CommandTimeout,
-    RequestRejected,
-    StoreError,
-    SwitchError,
-    SwitchUnavailable,
-)
+from c2c.errors import RequestRejected, StoreError, SwitchUnavailable
 from c2c.esl.connection import EslConnection
 from c2c.esl.switches import Switches
 from c2c.store import Account, NewCall, Store
 
 log = logging.getLogger(__name__)
-
-IN_FLIGHT_REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,11 +58,10 @@ class CallPlacer:
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._store = store
-        self._switches = switches
         self._clock = clock
         self._accounts = AccountCache(store.accounts.find_by_key, config.account_cache_seconds)
         self._routes = RouteTable.build(config.routes, config.dial_string)
-        self._in_flight_counts: dict[str, int] = {}
+        self._sender = CallSender(config, store, switches, clock)
         self._accepts = AcceptGroups(functools.partial(
             store.accept_calls,
             flood_seconds=config.flood_seconds,
@@ -73,7 +69,6 @@ class CallPlacer:
             ring_timeout=config.ring_timeout,
             settle_grace=config.settle_grace,
         ))
-        self._in_flight_read_at = float("-inf")
 
     def place(self, params: list[tuple[str, str]]) -> Placement:
         try:
@@ -115,7 +110,7 @@ class CallPlacer:
         # that order, from one read, on current data (a cached account's balance may be seconds
         # old); its reservation re-checks the credit under the row's lock.
         try:
-            connection = self._switches.pick(self._in_flight())
+            connection = self._sender.choose()
         except SwitchUnavailable:
             # Rare: answer 3 before 11 all the same, as the order of the checks wants.
             if self._store.dnc.contains_any([request.caller.e164_int, request.callee.e164_int]):
@@ -123,6 +118,7 @@ class CallPlacer:
             raise
         now = self._clock()
         call_id = str(uuid.uuid4())
+        job_uuid, caller_uuid, callee_uuid = self._sender.new_ids(connection)
         new_call = NewCall(
             id=call_id,
             account_id=account.id,
@@ -133,9 +129,9 @@ class CallPlacer:
             secret=request.secret,
             max_duration=request.max_duration,
             switch=connection.name,
-            job_uuid=str(uuid.uuid4()),
-            caller_uuid=str(uuid.uuid4()),
-            callee_uuid=str(uuid.uuid4()),
+            job_uuid=job_uuid,
+            caller_uuid=caller_uuid,
+            callee_uuid=callee_uuid,
             confirm=self._confirm(account),
             flood_exempt=frozenset(
                 n for n in (request.caller.e164_int, request.callee.e164_int)
@@ -143,10 +139,8 @@ class CallPlacer:
             ),
         )
         accepted = self._accepts.accept(account.id, new_call, now)
-        # Count it at once, so a burst within the refresh interval spreads over the switches.
-        self._in_flight_counts[connection.name] = self._in_flight_counts.get(connection.name, 0) + 1
-        self._originate(connection, new_call, request, accepted.max_minutes)
-        log.info("call %s accepted on %s (%d min reserved)", call_id, connection.name,
+        switch = self._originate(connection, new_call, request, accepted.max_minutes)
+        log.info("call %s accepted on %s (%d min reserved)", call_id, switch,
                  accepted.max_minutes)
         return Placement(0, "accepted", call_id)
 
@@ -157,18 +151,6 @@ class CallPlacer:
             return account.confirm
         return self._config.confirm == "key"
 
-    def _in_flight(self) -> dict[str, int]:
-        """Calls in flight per switch, for choosing one: not needed with a single switch, and
-        otherwise read at most once a second (a GROUP BY over every running call is too dear
-        to run per request; a second-old count balances just as well)."""
-        if len(self._switches) < 2:
-            return {}
-        now = self._clock()
-        if now - self._in_flight_read_at >= IN_FLIGHT_REFRESH_SECONDS:
-            self._in_flight_counts = self._store.calls.in_flight_by_switch()
-            self._in_flight_read_at = now
-        return self._in_flight_counts
-
     def _check_callback_host(self, url: str) -> None:
         """Refuse (4) a callback host that resolves to a private or reserved address; the
         dispatcher checks again on the address it actually connects to."""
@@ -178,7 +160,8 @@ class CallPlacer:
             raise RequestRejected(4, f"callback host does not resolve: {exc}") from exc
 
     def _originate(self, connection: EslConnection, call: NewCall, request: ClickToCallRequest,
-                   max_minutes: int) -> None:
+                   max_minutes: int) -> str:
+        """Send the call's originate (c2c.calls.sending); the switch it is on."""
         config = self._config
         shown = shown_ids(
             request.caller_id,
@@ -209,24 +192,12 @@ class CallPlacer:
             ringback=ringback_for(config.ringback, request.caller.country_code),
             confirm=confirm,
         )
-        try:
-            # Each leg is dialed by its own number's route (C2C_ROUTES_FILE, else C2C_DIAL_STRING).
-            command = build_originate(spec, self._routes.choose(request.caller).templates,
-                                      self._routes.choose(request.callee).templates)
-        except ValueError:
-            # Not for values validated at start-up; should it happen, nothing reached the switch:
-            # undo the accept, and place() answers 11.
-            self._store.cancel_call(call.id)
-            raise
-        try:
-            connection.bgapi(command, job_uuid=call.job_uuid)
-        except CommandTimeout:
-            # The switch may have started the call: keep the row; events, reconciliation or the
-            # deadline settle it.
-            log.warning("call %s: no reply to originate within the timeout; left to settle", call.id)
-        except SwitchError as exc:
-            # Nothing reached the switch (not connected, or refused outright): undo the accept so
-            # the customer may retry, and answer 11.
-            log.warning("call %s: originate not sent (%s); cancelling", call.id, exc)
-            self._store.cancel_call(call.id)
-            raise SwitchUnavailable(str(exc)) from exc
+        # Each leg is dialed by its own number's route (C2C_ROUTES_FILE, else C2C_DIAL_STRING).
+        caller_templates = self._routes.choose(request.caller).templates
+        callee_templates = self._routes.choose(request.callee).templates
+
+        def command_for(caller_uuid: str, callee_uuid: str) -> str:
+            legs = dataclasses.replace(spec, caller_uuid=caller_uuid, callee_uuid=callee_uuid)
+            return build_originate(legs, caller_templates, callee_templates)
+
+        return self._sender.send(connection, call, command_for)

@@ -1,4 +1,9 @@
-"""`c2c calls show|list`: what happened to calls (times in ISO-8601 UTC)."""
+"""`c2c calls show|list`: what happened to calls (times in ISO-8601 UTC).
+
+A call settled on an estimate (its end never seen: c2c.calls.estimate) shows ``estimated`` true;
+``calls show`` adds its ledger rows (the debit, and the correction a later CDR made), and
+``calls list`` marks its minutes ``~`` until a CDR or a late event has corrected them.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ _TIME_FIELDS = {
     "callee_gone_at",
     "deadline_at",
     "recheck_at",
+    "alive_at",
+    "corrected_at",
     "next_attempt_at",
     "claimed_until",
     "delivered_at",
@@ -60,7 +67,7 @@ def presentable(row: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in row.items():
         if name in _TIME_FIELDS:
             value = iso_time(value)
-        elif name == "answered" and value is not None:
+        elif name in ("answered", "estimated") and value is not None:
             value = bool(value)
         elif name == "secret":
             value = "(set)" if value else ""
@@ -79,13 +86,18 @@ def _show(args: argparse.Namespace, store: Store) -> int:
     data = presentable(call)
     data["callback"] = presentable(callback) if callback else None
     data["callback_attempts"] = [presentable(a) for a in attempts]
+    data["ledger"] = [_ledger_row(row) for row in store.ledger.for_call(args.call_id)]
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
     for name, value in data.items():
-        if name in ("callback", "callback_attempts"):
+        if name in ("callback", "callback_attempts", "ledger"):
             continue
         print(f"{name:20} {'' if value is None else value}")
+    for row in data["ledger"]:
+        note = f"  {row['note']}" if row["note"] else ""
+        print(f"ledger               {row['kind']} {row['delta']:+d} min, balance "
+              f"{row['balance_after']}, {row['created_at']}{note}")
     if callback:
         cb = data["callback"]
         print(
@@ -96,6 +108,19 @@ def _show(args: argparse.Namespace, store: Store) -> int:
         status = attempt["http_status"] if attempt["http_status"] is not None else "-"
         print(f"  attempt {attempt['at']}  HTTP {status}  {attempt['error'] or ''}")
     return 0
+
+
+def _ledger_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: row[name] if name != "created_at" else iso_time(row[name])
+            for name in ("id", "kind", "delta", "balance_after", "note", "created_at")}
+
+
+def _minutes(row: Mapping[str, Any]) -> str:
+    """The minutes column: ``~`` marks an estimate not (yet) corrected by a CDR."""
+    if row["minutes"] is None:
+        return ""
+    pending = row.get("estimated") and row.get("corrected_at") is None
+    return f"~{row['minutes']}" if pending else str(row["minutes"])
 
 
 def _list(args: argparse.Namespace, store: Store) -> int:
@@ -110,7 +135,7 @@ def _list(args: argparse.Namespace, store: Store) -> int:
         answered = "" if row["answered"] is None else ("yes" if row["answered"] else "no")
         print(
             f"{row['id']:36}  {row['created_at']:24}  {row['state']:15}  {row['account_id']:>5}  "
-            f"{answered:3}  {'' if row['minutes'] is None else row['minutes']:>3}  "
+            f"{answered:3}  {_minutes(row):>3}  "
             f"{'' if row['reason'] is None else row['reason']:<6}  {row.get('confirm') or ''}"
         )
     return 0

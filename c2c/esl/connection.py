@@ -12,12 +12,18 @@ and reconnected, so an event connection to a frozen host or through a NAT that f
 stay "connected" forever) and probed with ``api status`` every ``probe_every`` seconds (a probe
 that gets no answer in time drops the session; its answer is handed to ``on_probe``). The socket
 also has TCP keepalive, so the kernel notices a peer that is gone while nothing is sent.
+
+Originate verdicts (``watch_originates``): the connection also subscribes to CHANNEL_CREATE and
+BACKGROUND_JOB, filtered to UUIDs that start with its own random tag (``tagged_uuid``), so that
+the worker that sent an originate learns within milliseconds whether the caller's leg exists or
+the switch refused the job, and hears nothing of other workers' calls (c2c.calls.retry).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -56,11 +62,17 @@ MAX_RETRY_SECONDS = 5.0
 AUTH_RETRY_SECONDS = 30.0
 # BACKGROUND_JOB results nobody asked for are forgotten after this long.
 JOB_RESULT_TTL_SECONDS = 900.0
+# A watched leg whose verdict nobody came for is forgotten after this long (waits are shorter).
+LEG_WATCH_TTL_SECONDS = 60.0
 # How often a watched session is looked at (at most; smaller for small liveness windows).
 WATCH_TICK_SECONDS = 0.5
 KEEPALIVE_PROBES = 3
 PROBE_COMMAND = "api status"
 EVENT_FORMATS = ("plain", "json", "xml")
+# What a connection that watches its originates hears: the first event of a leg, and the job's
+# result. Two events per call placed through it, none for anyone else's calls (see tagged_uuid).
+VERDICT_EVENTS = ("CHANNEL_CREATE", "BACKGROUND_JOB")
+TAG_LENGTH = 8  # hex digits: a UUID's first group
 _RECV_SIZE = 65536
 
 
@@ -339,6 +351,7 @@ class EslConnection:
         on_probe: Callable[[str], None] | None = None,
         keepalive: bool = True,
         rng: Callable[[], float] = random.random,
+        watch_originates: bool = False,
     ) -> None:
         if event_format not in EVENT_FORMATS:
             raise ValueError(f"event_format must be one of {EVENT_FORMATS}")
@@ -349,6 +362,16 @@ class EslConnection:
         self.timeout = timeout
         self.events = tuple(events)
         self.filters = list(filters)
+        # The first group of every UUID tagged_uuid() makes. Random per connection, and built in
+        # the worker (the app is loaded after the fork): a tag shared by two workers would only
+        # bring each the other's events, which nobody awaits.
+        self.tag: str | None = None
+        if watch_originates:
+            self.tag = secrets.token_hex(TAG_LENGTH // 2)
+            self.events = tuple(dict.fromkeys((*self.events, *VERDICT_EVENTS)))
+            # OR-ed with any other filter: a BACKGROUND_JOB passes by its Job-UUID, a
+            # CHANNEL_CREATE by its Unique-ID; neither has the other header.
+            self.filters += [("Job-UUID", f"/^{self.tag}/"), ("Unique-ID", f"/^{self.tag}/")]
         self.event_format = event_format
         self.auth_retry_delay = auth_retry_delay
         # A reply this late means the switch (or the path to it) is gone: reconnect.
@@ -374,6 +397,8 @@ class EslConnection:
         self._events: gevent.queue.Queue = gevent.queue.Queue()
         # In the order registered, i.e. oldest first (see _job_result).
         self._jobs: OrderedDict[str, tuple[float, gevent.event.AsyncResult]] = OrderedDict()
+        # Legs whose CHANNEL_CREATE an originate_verdict() waits for, by Unique-ID.
+        self._legs: dict[str, tuple[float, gevent.event.AsyncResult]] = {}
         self._stopping = False
 
     def __repr__(self) -> str:
@@ -432,6 +457,10 @@ class EslConnection:
             if not result.ready():
                 result.set_exception(stopped)
         self._jobs.clear()
+        for _, result in self._legs.values():
+            if not result.ready():
+                result.set_exception(stopped)
+        self._legs.clear()
         self._set_state(SwitchState.STOPPED, "stopped")
 
     def wait_connected(self, timeout: float) -> bool:
@@ -577,6 +606,10 @@ class EslConnection:
             job = self._jobs.get(event.job_uuid or "")
             if job is not None and not job[1].ready():
                 job[1].set(event)
+        elif event.name == "CHANNEL_CREATE" and self._legs:
+            leg = self._legs.get(event.unique_id or "")
+            if leg is not None and not leg[1].ready():
+                leg[1].set(event)
         if self._on_event is not None:
             self._events.put(event)
 
@@ -611,21 +644,30 @@ class EslConnection:
             raise CommandFailed(f"{self.name}: api {cmd.split(' ', 1)[0]}: {output.strip()}")
         return output
 
-    def bgapi(self, cmd: str, job_uuid: str | None = None, timeout: float | None = None) -> str:
+    def bgapi(self, cmd: str, job_uuid: str | None = None, timeout: float | None = None,
+              *, leg_uuid: str | None = None) -> str:
         """``bgapi <cmd>``: the Job-UUID. We always send one, so that its BACKGROUND_JOB can be
-        awaited with bgapi_result() even when it follows the reply at once."""
+        awaited with bgapi_result() even when it follows the reply at once. ``leg_uuid``: the
+        caller leg's Unique-ID of an originate, whose CHANNEL_CREATE originate_verdict() then
+        awaits too (watched from before the command is sent, as the job is)."""
         job_uuid = job_uuid or str(uuid.uuid4())
         if len(job_uuid) > 36 or any(ch.isspace() for ch in job_uuid):
             raise ValueError("a Job-UUID is at most 36 characters, without spaces")
         self._job_result(job_uuid)
+        if leg_uuid is not None:
+            self._watch_leg(leg_uuid)
         try:
             frame = self.command(f"bgapi {cmd}", [("Job-UUID", job_uuid)], timeout)
         except SwitchUnavailable:
-            self._jobs.pop(job_uuid, None)
+            self._forget(job_uuid, leg_uuid)
+            raise
+        except BaseException:
+            # No reply (it may have run): nobody will await this originate's verdict.
+            self._forget(None, leg_uuid)
             raise
         reply = frame.reply_text
         if not reply.startswith("+OK"):
-            self._jobs.pop(job_uuid, None)
+            self._forget(job_uuid, leg_uuid)
             raise CommandFailed(f"{self.name}: bgapi {cmd.split(' ', 1)[0]}: {reply}")
         return frame.get("Job-UUID") or reply.partition("Job-UUID:")[2].strip() or job_uuid
 
@@ -639,6 +681,50 @@ class EslConnection:
             raise CommandTimeout(f"{self.name}: no BACKGROUND_JOB {job_uuid} within {timeout} s")
         self._jobs.pop(job_uuid, None)
         return result.get()
+
+    def originate_verdict(self, job_uuid: str, leg_uuid: str, timeout: float) -> Event | None:
+        """The first word on an originate sent with ``bgapi(..., leg_uuid=...)``: the caller
+        leg's CHANNEL_CREATE (the leg exists), else the job's BACKGROUND_JOB (its result came
+        first: a leg that never existed), else None after ``timeout``. The CHANNEL_CREATE wins
+        whenever it is in, the job's result too or not (the leg existed). Needs
+        ``watch_originates`` and UUIDs from tagged_uuid(). Forgets both either way."""
+        job = self._job_result(job_uuid)
+        leg = self._legs.get(leg_uuid, (0.0, None))[1]
+        try:
+            waiting = [result for result in (leg, job) if result is not None]
+            gevent.wait(waiting, timeout=timeout, count=1)
+            for result in waiting:
+                if result.ready() and result.successful():
+                    event: Event = result.get()
+                    return event
+            return None  # nothing yet, or stopped (SwitchUnavailable set on both)
+        finally:
+            self._forget(job_uuid, leg_uuid)
+
+    def tagged_uuid(self) -> str:
+        """A new random UUID that starts with this connection's tag, so that the events naming
+        it (a BACKGROUND_JOB by its Job-UUID, a leg's CHANNEL_CREATE by its Unique-ID) pass this
+        connection's filter; a plain UUID when it does not watch its originates."""
+        fresh = str(uuid.uuid4())
+        return fresh if self.tag is None else self.tag + fresh[TAG_LENGTH:]
+
+    def _watch_leg(self, leg_uuid: str) -> None:
+        # Entries leave in originate_verdict(); should a caller never get there, one older than
+        # any verdict wait is dropped here (oldest first: dicts keep their insertion order).
+        now = time.monotonic()
+        legs = self._legs
+        while legs:
+            oldest = next(iter(legs))
+            if now - legs[oldest][0] <= LEG_WATCH_TTL_SECONDS:
+                break
+            del legs[oldest]
+        legs[leg_uuid] = (now, gevent.event.AsyncResult())
+
+    def _forget(self, job_uuid: str | None, leg_uuid: str | None) -> None:
+        if job_uuid is not None:
+            self._jobs.pop(job_uuid, None)
+        if leg_uuid is not None:
+            self._legs.pop(leg_uuid, None)
 
     def _job_result(self, job_uuid: str) -> gevent.event.AsyncResult:
         now = time.monotonic()

@@ -6,11 +6,17 @@ switch alive and says how loaded it is) and dropped when silent for C2C_ESL_LIVE
 With a ``records`` source (the store's switch_states, wired by the runtime), a greenlet re-reads
 every couple of seconds what the workers share: the operator's drain flags and the event holder's
 last report; a store that cannot be read leaves the last flags in force.
+
+With C2C_ORIGINATE_VERDICT_SECONDS above 0 each command connection also watches its own
+originates (EslConnection ``watch_originates``), so that the placer learns of a refusal at once
+(c2c.calls.retry); a switch that just refused one is then chosen only when no other can take the
+call, until a probe has had the time to say why (``note_refusal``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import gevent
@@ -47,6 +53,7 @@ class Switches:
         connection_factory: Callable[..., EslConnection] = EslConnection,
         records: RecordSource | None = None,
         refresh_every: float = SHARED_REFRESH_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         liveness = config.esl_liveness_seconds
         self._health = {address.name: SwitchHealth(address.name) for address in config.switches}
@@ -58,9 +65,15 @@ class Switches:
                 liveness=liveness,
                 probe_every=probe_interval(liveness),
                 on_probe=_status_reader(self._health[address.name]),
+                watch_originates=config.originate_verdict_seconds > 0,
             )
             for address in config.switches
         }
+        # A refusal is remembered until the next probe of the switch has surely been answered:
+        # by then its status says "not ready" or its session count, and the choice knows why.
+        self._refusal_memory = probe_interval(liveness)
+        self._refused_at: dict[str, float] = {}
+        self._monotonic = monotonic
         self._records = records
         self._refresh_every = refresh_every
         self._refresher: gevent.Greenlet | None = None
@@ -128,9 +141,15 @@ class Switches:
     ) -> EslConnection:
         """The switch for the next call (c2c.esl.choice), counted against its sessions-per-second
         budget; SwitchUnavailable naming each switch's refusal when none can take it.
-        ``exclude``: switches not to choose (one that just refused this call)."""
+        ``exclude``: switches not to choose (one that just refused this call). A switch that
+        refused an originate lately (note_refusal) is chosen only when no other can be."""
         views = [view for view in self.views(in_flight) if view.name not in exclude]
-        chosen = choose(views)
+        refused = self._refused_lately()
+        chosen = None
+        if refused:
+            chosen = choose([view for view in views if view.name not in refused])
+        if chosen is None:
+            chosen = choose(views)
         if chosen is None:
             tried = f" (besides {', '.join(sorted(exclude))})" if exclude else ""
             raise SwitchUnavailable(
@@ -138,6 +157,21 @@ class Switches:
             )
         self._health[chosen.name].note_originate()
         return self._connections[chosen.name]
+
+    def note_refusal(self, name: str) -> None:
+        """``name`` refused an originate before any leg existed (paused, sessions-per-second,
+        max-sessions: c2c.calls.retry): steer the next calls elsewhere for a while, softly (a
+        switch over its sessions-per-second takes calls again the next second)."""
+        if name in self._connections:
+            self._refused_at[name] = self._monotonic()
+
+    def _refused_lately(self) -> set[str]:
+        if not self._refused_at:
+            return set()
+        horizon = self._monotonic() - self._refusal_memory
+        for name in [name for name, at in self._refused_at.items() if at <= horizon]:
+            del self._refused_at[name]
+        return set(self._refused_at)
 
     def wait_any_connected(self, timeout: float) -> bool:
         """For start-up: True once one switch is connected, False after ``timeout``."""

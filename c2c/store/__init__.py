@@ -12,7 +12,8 @@
 - ``store.leases`` (leases.py): who listens to which switch;
 - ``store.switch_states`` (switch_states.py): drain flags and the event holders' reports;
 - ``store.accept_call`` / ``cancel_call`` / ``prune_flood`` (accept.py): the one transaction that
-  reserves credit, stamps flood protection and records a call.
+  reserves credit, stamps flood protection and records a call; ``move_call`` and
+  ``record_originate_error``, the two sides of sending a refused call to another switch.
 
 Every method runs its own short transaction and raises c2c.errors.StoreError when the database
 fails (RequestRejected from accept_call is the request's fault, not the store's).
@@ -28,11 +29,14 @@ from c2c.errors import RequestRejected
 from c2c.store import migrations
 from c2c.store.accept import (
     AcceptedCall,
+    Move,
     NewCall,
     accept_call,
     accept_calls,
     cancel_call,
+    move_call,
     prune_flood,
+    record_originate_error,
 )
 from c2c.store.accounts import Account, Accounts, CreatedAccount
 from c2c.store.callbacks import CallbackJob, Callbacks, CallbackStatus
@@ -56,6 +60,7 @@ __all__ = [
     "DncImportResult",
     "Lease",
     "LedgerProblem",
+    "Move",
     "NewCall",
     "Outcome",
     "SettledOutcome",
@@ -135,6 +140,17 @@ class Store:
     def cancel_call(self, call_id: str) -> bool:
         """Undo the accept of a call still 'queued' whose originate never reached a switch."""
         return cancel_call(self._db, call_id)
+
+    def move_call(self, call_id: str, from_job_uuid: str, move: Move, *,
+                  recheck_at: float) -> bool:
+        """Point a queued call with no trace of a caller leg at another switch, with fresh
+        ids, while it is still on ``from_job_uuid``; returns whether it moved. See accept.py."""
+        return move_call(self._db, call_id, from_job_uuid, move, recheck_at=recheck_at)
+
+    def record_originate_error(self, call_id: str, job_uuid: str, cause: str) -> bool:
+        """Record a job's -ERR cause on the call while it is still on that job (then it can no
+        longer move); returns whether it is. See accept.py."""
+        return record_originate_error(self._db, call_id, job_uuid, cause)
 
     def prune_flood(self, before: float) -> int:
         """Delete flood stamps older than ``before``; returns how many."""

@@ -27,6 +27,10 @@ Several accepts of one account can share the transaction (accept_calls, c2c.call
 each does steps 1-3 behind a savepoint, and step 4 reserves their sum, the row locked once.
 
 On MySQL calls have no foreign key to accounts: its check would lock the account's row at step 3.
+
+After the accept: cancel_call undoes it when the originate never reached a switch, and move_call
+points the call at another switch when the first refused it before any leg existed
+(c2c.calls.retry), guarded against that switch's event holder by record_originate_error.
 """
 
 from __future__ import annotations
@@ -395,6 +399,67 @@ def cancel_call(db: Database, call_id: str) -> bool:
     if cancelled:
         log.info("call %s cancelled before reaching a switch", call_id)
     return cancelled
+
+
+@dataclass(frozen=True)
+class Move:
+    """Where a queued call goes when its switch refused it before any leg existed: the new switch
+    and fresh ids (a switch refuses an origination_uuid it has seen, and each job is its own)."""
+
+    switch: str
+    job_uuid: str
+    caller_uuid: str
+    callee_uuid: str
+
+
+def move_call(db: Database, call_id: str, from_job_uuid: str, move: Move, *,
+              recheck_at: float) -> bool:
+    """Point a call at another switch before its originate is sent there, so that the row names
+    the switch that has the call (c2c.calls.retry). Only while it is still on ``from_job_uuid``
+    with no trace of a caller leg: queued, not answered, not gone, no originate error recorded
+    (record_originate_error pins a call to its job). One UPDATE, so a race with the first
+    switch's event holder has one winner. Its created_at, reservation, flood stamps and deadline
+    stay (the retry follows within milliseconds). Returns whether it moved."""
+    c = schema.calls
+
+    def work(conn: Connection) -> bool:
+        moved = conn.execute(
+            update(c)
+            .where(
+                c.c.id == call_id,
+                c.c.job_uuid == from_job_uuid,
+                c.c.state == CallState.QUEUED.value,
+                c.c.originate_error.is_(None),
+                c.c.caller_answered_at.is_(None),
+                c.c.caller_gone_at.is_(None),
+            )
+            .values(switch=move.switch, job_uuid=move.job_uuid, caller_uuid=move.caller_uuid,
+                    callee_uuid=move.callee_uuid, recheck_at=recheck_at)
+        ).rowcount
+        return bool(moved)
+
+    moved = db.write_retrying(work)
+    if moved:
+        log.info("call %s moved to %s (job %s)", call_id, move.switch, move.job_uuid)
+    return moved
+
+
+def record_originate_error(db: Database, call_id: str, job_uuid: str, cause: str) -> bool:
+    """Record a job's ``-ERR`` cause on the call, if the call is still on that job (one that
+    moved to another switch is not failed by the first switch's refusal); the first cause
+    recorded stays. From then on the call cannot move (move_call). Returns whether the call is
+    on that job (MySQL counts rows matched, as SQLAlchemy asks it to)."""
+    c = schema.calls
+
+    def work(conn: Connection) -> bool:
+        matched = conn.execute(
+            update(c)
+            .where(c.c.id == call_id, c.c.job_uuid == job_uuid)
+            .values(originate_error=func.coalesce(c.c.originate_error, cause[:64]))
+        ).rowcount
+        return bool(matched)
+
+    return db.write_retrying(work)
 
 
 def prune_flood(db: Database, before: float) -> int:

@@ -47,6 +47,8 @@ _FIXED = frozenset(
         "minutes",
         "reason",
         "ended_at",
+        "estimated",
+        "corrected_at",
     }
 )
 SETTABLE_FIELDS = frozenset(schema.calls.c.keys()) - _FIXED
@@ -81,6 +83,9 @@ class Outcome(Protocol):
     @property
     def confirm(self) -> str | None: ...  # the confirm column to record; None: leave it
 
+    @property
+    def estimated(self) -> bool: ...  # from what the store saw, the call's end never seen
+
 
 @dataclass(frozen=True)
 class SettledOutcome:
@@ -91,9 +96,15 @@ class SettledOutcome:
     reason: int | None
     billsec: int | None
     confirm: str | None = None
+    estimated: bool = False
 
 
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+# What a leg's end (an event or a CDR arriving after an estimated settlement) measures: called
+# with the ended row, its empty fields filled from the leg's end, and the fields the leg's end
+# gave; returns the outcome as measured, or None when the call's end is still not known.
+Remeasure = Callable[[Mapping[str, Any], Mapping[str, Any]], Outcome | None]
 
 
 def _check_fields(fields: Mapping[str, Any]) -> None:
@@ -263,13 +274,16 @@ class Calls:
         *,
         callback_url_builder: CallbackUrlBuilder = build_callback_url,
         now: float | None = None,
+        remeasure: Remeasure | None = None,
     ) -> OutcomeT | None:
         """Fill the empty ``fields`` (as set_if_null) and, if ``decide`` of the row as it then
         stands returns (outcome, ended_at), settle the call with them (as settle) in the same
         transaction, the row locked throughout: one transaction for a leg's end, not three.
 
-        An ended call gets its empty fields filled and nothing else. Returns the outcome when
-        this call settled it, else None (not ready, already ended, or unknown).
+        An ended call gets its empty fields filled and nothing else, unless it was settled on
+        an estimate that ``remeasure`` now measures: then it is corrected, once (_correct).
+        Returns the outcome when this call settled it, else None (not ready, already ended, or
+        unknown).
         """
         _check_fields(fields)
         now = time.time() if now is None else now
@@ -279,7 +293,10 @@ class Calls:
             if found is None:
                 return None
             call, filled = found
-            decision = None if call["state"] == CallState.ENDED.value else decide(call)
+            if call["state"] == CallState.ENDED.value:
+                _fill_or_correct(conn, call, filled, fields, remeasure, now)
+                return None
+            decision = decide(call)
             if decision is None:
                 if filled:
                     conn.execute(_UPDATE_CALL, {"b_id": call_id, **filled})
@@ -299,20 +316,28 @@ class Calls:
         call_id: str,
         fields: Mapping[str, Any],
         ready: Callable[[Mapping[str, Any]], bool],
+        *,
+        remeasure: Remeasure | None = None,
+        now: float | None = None,
     ) -> bool:
         """Fill the empty ``fields`` (as set_if_null), the row locked; returns ``ready`` of the
         row as it then stands (False for an ended or unknown call). For settling in groups:
-        settle_ready then decides again, under its own lock."""
+        settle_ready then decides again, under its own lock. An ended call settled on an
+        estimate is corrected as in fill_and_settle_if."""
         _check_fields(fields)
+        now = time.time() if now is None else now
 
         def work(conn: Connection) -> bool:
             found = _fill_locked(conn, call_id, fields)
             if found is None:
                 return False
             call, filled = found
+            if call["state"] == CallState.ENDED.value:
+                _fill_or_correct(conn, call, filled, fields, remeasure, now)
+                return False
             if filled:
                 conn.execute(_UPDATE_CALL, {"b_id": call_id, **filled})
-            return call["state"] != CallState.ENDED.value and ready(call)
+            return ready(call)
 
         return self._db.write_retrying(work)
 
@@ -353,6 +378,23 @@ class Calls:
         if settled:
             log.debug("%d call(s) settled in one transaction", len(settled))
         return settled
+
+    def mark_alive(self, call_ids: Iterable[str], at: float) -> int:
+        """Record that these calls' channels were found alive at ``at`` (a reconciliation, a
+        ``uuid_exists``): what an estimate bills up to if their end is never seen. Only moves
+        alive_at forward, only on calls not ended; one UPDATE. Returns how many rows changed."""
+        ids = sorted(set(call_ids))
+        if not ids:
+            return 0
+        c = schema.calls
+        statement = (
+            update(c)
+            .where(c.c.id.in_(ids), c.c.state.in_(_IN_FLIGHT),
+                   or_(c.c.alive_at.is_(None), c.c.alive_at < at))
+            .values(alive_at=at)
+        )
+        with self._db.write() as conn:
+            return int(conn.execute(statement).rowcount)
 
     def set_fields(self, call_id: str, fields: Mapping[str, Any]) -> bool:
         """Overwrite bookkeeping fields (e.g. push recheck_at or deadline_at later), whatever
@@ -509,6 +551,8 @@ def _settle_rows(
         confirm = item.outcome.confirm
         if confirm is not None:
             result["confirm"] = Confirmation(confirm).value  # refuses a value not ours
+        if item.outcome.estimated:
+            result["estimated"] = True
         conn.execute(_UPDATE_CALL, {"b_id": call["id"], **result})
         ended.append((call, result))
 
@@ -556,6 +600,76 @@ def _settle_rows(
         conn.execute(_INSERT_CALLBACK, callbacks)
 
 
+def _fill_or_correct(
+    conn: Connection,
+    call: Mapping[str, Any],
+    filled: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    remeasure: Remeasure | None,
+    now: float,
+) -> None:
+    """An ended call's row (locked, ``filled`` applied to it): correct its estimate if the leg's
+    end measures it, else write what was filled."""
+    if (remeasure is not None and call["estimated"] and call["corrected_at"] is None):
+        measured = remeasure(call, fields)
+        if measured is not None:
+            _correct(conn, call, filled, measured, now)
+            return
+    if filled:
+        conn.execute(_UPDATE_CALL, {"b_id": call["id"], **filled})
+
+
+def _correct(
+    conn: Connection,
+    call: Mapping[str, Any],
+    filled: Mapping[str, Any],
+    measured: Outcome,
+    now: float,
+) -> None:
+    """Replace a settled estimate with what was measured, once (corrected_at, under the row's
+    lock; the ledger's unique ``corrects`` backs it): the row gets the measured outcome and the
+    last leg's end; the account is debited the minutes not yet debited, or credited those debited
+    too many, in one 'correction' ledger row naming the call (credits never below 0). The
+    callback was sent at settlement and is not sent again."""
+    call_id, account_id = call["id"], int(call["account_id"])
+    answered = bool(measured.answered)
+    billable = max(0, min(int(measured.minutes), int(call["max_minutes"]))) if answered else 0
+    result: dict[str, Any] = {
+        **filled,
+        "answered": answered,
+        "minutes": billable,
+        "reason": None if answered or measured.reason is None else int(measured.reason),
+        "billsec": measured.billsec,
+        "corrected_at": now,
+    }
+    if measured.confirm is not None:
+        result["confirm"] = Confirmation(measured.confirm).value
+    gone = [t for t in (call["caller_gone_at"], call["callee_gone_at"]) if t is not None]
+    if gone:
+        result["ended_at"] = max(gone)
+    conn.execute(_UPDATE_CALL, {"b_id": call_id, **result})
+    debited = int(conn.execute(_DEBITED, {"b_id": call_id}).scalar_one())
+    wanted = billable - debited
+    delta = 0
+    if wanted:
+        account = conn.execute(_ACCOUNTS_LOCKED, {"b_ids": [account_id]}).one()
+        credits = int(account.credits)
+        delta = -min(wanted, credits) if wanted > 0 else -wanted
+        credits += delta
+        conn.execute(_UPDATE_ACCOUNT, {"b_id": account_id, "credits": credits})
+        note = f"estimated {call['minutes']} min, measured {billable} min"
+        if wanted > 0 and -delta < wanted:
+            note += f", {wanted + delta} left to debit"
+        ledger.record_entries(conn, [ledger.entry(
+            account_id=account_id, delta=delta, balance_after=credits,
+            kind=ledger.LedgerKind.CORRECTION, corrects=call_id, note=note, now=now)])
+    log.info(
+        "call %s: estimate corrected by its leg's end: answered=%s minutes=%d -> answered=%s "
+        "minutes=%d (credits %+d)",
+        call_id, bool(call["answered"]), int(call["minutes"] or 0), answered, billable, delta,
+    )
+
+
 # The statements of the event path, built once: building a statement costs more CPU than its
 # round trip to the database (bench/). Values arrive as bound parameters; an UPDATE without
 # values() sets the columns its parameters name. Bind names start with b_ so they never clash
@@ -576,6 +690,11 @@ _ACCOUNTS_LOCKED = (
     .with_for_update()
 )
 _UPDATE_ACCOUNT = update(_a).where(_a.c.id == bindparam("b_id"))
+# What a call's debit took (0 without one).
+_DEBITED = select(func.coalesce(-func.sum(schema.ledger.c.delta), 0)).where(
+    schema.ledger.c.call_id == bindparam("b_id"),
+    schema.ledger.c.kind == ledger.LedgerKind.DEBIT.value,
+)
 _INSERT_CALLBACK = insert(schema.callbacks)
 
 

@@ -10,6 +10,9 @@ Accounts.add_credits):
   (Ledger.check, the same rules, is reused for these);
 - debits: a call is debited at most once, only once it ended, on its own account, and by its
   minutes (less only when the account ran dry, balance_after 0: credits never go negative);
+  a call settled on an estimate may also have one correction row (``corrects`` names it, on its
+  own account, once it says corrected_at): its debit and its correction together make its
+  minutes;
 - no call stays unsettled long past its deadline (the reconciler settles overdue calls);
 - every ended call with a callback_url has its callbacks row.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, literal, or_, select, union_all
 
 from c2c.domain.states import CallState
 from c2c.store import Store, schema
@@ -28,6 +31,7 @@ from c2c.store.ledger import LedgerKind
 
 ENDED = CallState.ENDED.value
 DEBIT = LedgerKind.DEBIT.value
+CORRECTION = LedgerKind.CORRECTION.value
 
 # How long past its deadline an unsettled call may be before it counts as stuck: the reconciler
 # runs every few seconds, so minutes mean it is not doing its job.
@@ -60,6 +64,7 @@ def check_invariants(
     ]
     with Database(store.engine).read() as conn:
         breaches += _debits_without_a_settled_call(conn)
+        breaches += _corrections_astray(conn)
         breaches += _settled_calls_debited_wrongly(conn)
         breaches += _stuck_calls(conn, cutoff=now - stuck_margin, now=now)
         breaches += _callbacks_missing(conn)
@@ -116,18 +121,64 @@ def _debits_without_a_settled_call(conn: Connection) -> list[Breach]:
     return breaches
 
 
-def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
-    """Ended calls whose debit is missing, doubled, or not their minutes."""
+def _corrections_astray(conn: Connection) -> list[Breach]:
+    """Rows correcting a call that is unknown, not ended, another account's, or not settled on
+    an estimate and marked corrected."""
     lg, c = schema.ledger, schema.calls
+    rows = conn.execute(
+        select(lg.c.id, lg.c.corrects, lg.c.kind, lg.c.account_id, c.c.id.label("known"),
+               c.c.state, c.c.account_id.label("call_account"), c.c.estimated,
+               c.c.corrected_at)
+        .select_from(lg.outerjoin(c, c.c.id == lg.c.corrects))
+        .where(
+            lg.c.corrects.is_not(None),
+            or_(lg.c.kind != CORRECTION, c.c.id.is_(None), c.c.state != ENDED,
+                c.c.account_id != lg.c.account_id, c.c.estimated.is_(None),
+                c.c.estimated.is_(False), c.c.corrected_at.is_(None)),
+        )
+        .order_by(lg.c.id)
+    ).all()
+    breaches = []
+    for row in rows:
+        subject, what = f"call {row.corrects}", f"corrected (ledger row {row.id})"
+        if row.kind != CORRECTION:
+            detail = f"ledger row {row.id} names it as corrected but is a {row.kind}"
+        elif row.known is None:
+            detail = f"{what} but no such call"
+        elif row.state != ENDED:
+            detail = f"{what} but still {row.state}"
+        elif row.call_account != row.account_id:
+            detail = (f"corrected on account {row.account_id} but placed by account "
+                      f"{row.call_account}")
+        elif not row.estimated:
+            detail = f"{what} but not settled on an estimate"
+        else:
+            detail = f"{what} but its row has no corrected_at"
+        breaches.append(Breach("debits", subject, detail))
+    return breaches
+
+
+def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
+    """Ended calls whose debit is doubled, or whose debit and correction do not make their
+    minutes (less only when the account ran dry)."""
+    lg, c = schema.ledger, schema.calls
+    entries = union_all(
+        select(lg.c.call_id.label("call_id"), lg.c.delta, lg.c.balance_after,
+               literal(1).label("debit"))
+        .where(lg.c.kind == DEBIT, lg.c.call_id.is_not(None)),
+        select(lg.c.corrects.label("call_id"), lg.c.delta, lg.c.balance_after,
+               literal(0).label("debit"))
+        .where(lg.c.corrects.is_not(None)),
+    ).subquery()
     debits = (
         select(
-            lg.c.call_id,
-            func.count().label("rows"),
-            func.sum(-lg.c.delta).label("debited"),
-            func.min(lg.c.balance_after).label("balance_after"),
+            entries.c.call_id,
+            func.count().label("entries"),
+            func.sum(entries.c.debit).label("rows"),
+            func.sum(-entries.c.delta).label("debited"),
+            func.min(entries.c.balance_after).label("balance_after"),
         )
-        .where(lg.c.kind == DEBIT, lg.c.call_id.is_not(None))
-        .group_by(lg.c.call_id)
+        .group_by(entries.c.call_id)
         .subquery()
     )
     minutes = func.coalesce(c.c.minutes, 0)
@@ -135,6 +186,7 @@ def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
         select(
             c.c.id,
             minutes.label("minutes"),
+            debits.c.entries,
             debits.c.rows,
             debits.c.debited,
             debits.c.balance_after,
@@ -144,8 +196,11 @@ def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
             c.c.state == ENDED,
             or_(
                 debits.c.rows > 1,
-                and_(minutes > 0, or_(debits.c.rows.is_(None), debits.c.debited != minutes)),
-                and_(minutes == 0, debits.c.rows.is_not(None)),
+                and_(minutes > 0,
+                     or_(debits.c.entries.is_(None), debits.c.debited != minutes)),
+                # A debit of a call that bills nothing: wrong, unless a correction refunded it.
+                and_(minutes == 0, debits.c.entries.is_not(None),
+                     or_(debits.c.debited != 0, debits.c.entries == debits.c.rows)),
             ),
         )
         .order_by(c.c.id)
@@ -155,7 +210,7 @@ def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
         subject = f"call {row.id}"
         if row.rows is not None and row.rows > 1:
             breaches.append(Breach("debits", subject, f"debited {row.rows} times (settled twice?)"))
-        elif row.rows is None:
+        elif row.entries is None:
             breaches.append(
                 Breach("debits", subject, f"settled with {row.minutes} minute(s) but never debited")
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, or_, select
 
 from c2c.domain.states import IN_FLIGHT
 from c2c.store import schema
@@ -17,7 +17,9 @@ from c2c.store.db import Database
 
 class LedgerKind(StrEnum):
     GRANT = "grant"  # credits added by the operator (or given at creation)
-    CORRECTION = "correction"  # credits removed by the operator
+    # Credits removed by the operator (no call); or, naming the call in ``corrects``, the
+    # difference between a call's estimated minutes and those its CDR later measured.
+    CORRECTION = "correction"
     DEBIT = "debit"  # a call's minutes
 
 
@@ -30,8 +32,11 @@ def entry(
     now: float,
     call_id: str | None = None,
     note: str | None = None,
+    corrects: str | None = None,
 ) -> dict[str, Any]:
-    """One ledger row, for record_entries (inside the transaction that changed the balance)."""
+    """One ledger row, for record_entries (inside the transaction that changed the balance).
+
+    ``call_id``: the call a debit is for; ``corrects``: the call a correction is for."""
     return {
         "account_id": account_id,
         "delta": delta,
@@ -40,6 +45,7 @@ def entry(
         "call_id": call_id,
         "note": note[:200] if note else None,
         "created_at": now,
+        "corrects": corrects,
     }
 
 
@@ -66,6 +72,14 @@ class Ledger:
         """The account's newest ledger rows, newest first."""
         t = schema.ledger
         query = select(t).where(t.c.account_id == account_id).order_by(t.c.id.desc()).limit(limit)
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def for_call(self, call_id: str) -> list[dict[str, Any]]:
+        """A call's ledger rows, oldest first: its debit, and the correction of an estimate."""
+        t = schema.ledger
+        query = (select(t).where(or_(t.c.call_id == call_id, t.c.corrects == call_id))
+                 .order_by(t.c.id))
         with self._db.read() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 

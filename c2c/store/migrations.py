@@ -84,19 +84,26 @@ def _own_numbers_and_confirm(conn: Connection) -> None:
     add_column_if_missing(conn, "calls", "confirm", "VARCHAR(12)")
 
 
+def create_index_if_missing(conn: Connection, table: str, index: str) -> None:
+    if index not in {i["name"] for i in inspect(conn).get_indexes(table)}:
+        next(i for i in schema.metadata.tables[table].indexes if i.name == index).create(conn)
+
+
 def _switch_states_and_estimates(conn: Connection) -> None:
     create_table_if_missing(conn, "switch_states")
-    for column in ("estimated", "alive_at"):
+    for table, column in (("calls", "estimated"), ("calls", "alive_at"),
+                          ("calls", "corrected_at"), ("ledger", "corrects")):
         # The type create_all gives this dialect (DOUBLE on MySQL, FLOAT on SQLite for times).
-        ddl_type = schema.calls.c[column].type.compile(dialect=conn.dialect)
-        add_column_if_missing(conn, "calls", column, ddl_type)
+        ddl_type = schema.metadata.tables[table].c[column].type.compile(dialect=conn.dialect)
+        add_column_if_missing(conn, table, column, ddl_type)
+    create_index_if_missing(conn, "ledger", "uq_ledger_corrects")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and the default coverage", _initial),
     Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
     Migration(3, "accounts' own numbers; press 1 to connect", _own_numbers_and_confirm),
-    Migration(4, "switch states (drain, holders' reports); calls' estimated and alive_at",
+    Migration(4, "switch states (drain, holders' reports); estimated calls and their corrections",
               _switch_states_and_estimates),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -82,8 +82,12 @@ ledger = Table(
     Column("call_id", String(36), nullable=True),
     Column("note", String(200), nullable=True),
     Column("created_at", Time, nullable=False),
+    # A correction of a call's estimated minutes (kind 'correction'): the call it corrects. Its
+    # own column, not call_id, so that call_id still means "the call's one debit".
+    Column("corrects", String(36), nullable=True),
     Index("ix_ledger_account", "account_id"),
     UniqueConstraint("call_id", name="uq_ledger_call"),  # a call is debited at most once
+    Index("uq_ledger_corrects", "corrects", unique=True),  # and corrected at most once
     **MYSQL,
 )
 
@@ -170,6 +174,8 @@ calls = Table(
     Column("estimated", Boolean, nullable=True),
     # The last time the call's channel was known alive (e.g. found by a reconciliation).
     Column("alive_at", Time, nullable=True),
+    # When a leg's end (a CDR, a late event) replaced the estimate with what was measured; once.
+    Column("corrected_at", Time, nullable=True),
     Index("ix_calls_state_switch", "state", "switch"),
     Index("ix_calls_job_uuid", "job_uuid"),
     Index("ix_calls_account_created", "account_id", "created_at"),
