@@ -453,3 +453,60 @@ def test_gunicorn_workers_report_one_sum(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             gunicorn.kill()
             gunicorn.wait()
+
+
+def test_labels_of_causes_and_sip_statuses_are_bounded() -> None:
+    from c2c.api.metrics import cause_label, sip_label
+
+    assert cause_label("USER_BUSY") == "USER_BUSY"
+    assert cause_label(" normal_clearing ") == "NORMAL_CLEARING"
+    assert cause_label("WHATEVER_A_SWITCH_SAYS") == "OTHER"
+    assert cause_label("'; DROP") == "OTHER"
+    assert cause_label(None) == "NONE"
+    assert sip_label("486") == "486"
+    assert (sip_label("99"), sip_label("700"), sip_label("48x"), sip_label(None)) == (
+        "none", "none", "none", "none")
+
+
+def test_a_settled_call_counts_by_switch_leg_cause_and_sip_status(sqlite_store: Store) -> None:
+    """The runtime counts each settled call under its switch (a switch no longer configured is
+    "other") and each ended leg under its cause and SIP status, from the facts that come with
+    the outcome: no read of the row."""
+    from c2c.calls.outcome import CallFacts
+    from c2c.calls.settlement import outcome_of
+    from c2c.esl.switches import Switches
+
+    config = Config.defaults(switches=Config.from_env(
+        {"C2C_SWITCHES": "esl://:pw@fs1:8021"}).switches)
+    runtime = Runtime(config, sqlite_store, Switches(config))
+    row = {
+        "switch": "fs1:8021", "caller_country_code": "1", "caller_number": "2125550123",
+        "callee_country_code": "44", "callee_number": "2079460188",
+        "caller_hangup_cause": "USER_BUSY", "callee_hangup_cause": "USER_BUSY",
+        "caller_sip_status": None, "callee_sip_status": "486", "originate_error": None,
+        "caller_answered_at": 1.0, "callee_answered_at": None, "callee_gone_at": 2.0,
+        "bridged_at": None, "billsec": 0, "max_minutes": 5, "callee_fate": None,
+        "confirm": None, "caller_gone_at": 2.0,
+    }
+    busy = outcome_of(row)
+    assert busy.facts == CallFacts.of(row)
+    runtime.on_settled("c1", busy)
+    elsewhere = dataclasses.replace(outcome_of({**row, "switch": "old:8021"}), estimated=True)
+    runtime.on_settled("c2", elsewhere)
+    samples = parse(runtime.metrics.render().decode())
+    assert value(samples, "c2c_calls_settled_by_switch_total", switch="fs1:8021",
+                 outcome="busy") == 1
+    assert value(samples, "c2c_calls_settled_by_switch_total", switch="other", outcome="busy") == 1
+    assert value(samples, "c2c_calls_estimated_total", switch="other") == 1
+    assert value(samples, "c2c_leg_ends_total", switch="fs1:8021", leg="callee",
+                 cause="USER_BUSY", sip_status="486") == 1
+    assert value(samples, "c2c_leg_ends_total", switch="fs1:8021", leg="caller",
+                 cause="USER_BUSY", sip_status="none") == 1
+
+
+def test_each_refused_originate_is_counted_by_what_became_of_it() -> None:
+    metrics = Metrics()
+    metrics.originate_retry("moved")
+    samples = parse(metrics.render().decode())
+    assert value(samples, "c2c_originate_retries_total", result="moved") == 1
+    assert value(samples, "c2c_originate_retries_total", result="no_other_switch") == 0

@@ -467,6 +467,9 @@ def test_a_refusing_switch_sends_every_call_to_the_other(
     # refusal steers the next ones away until a probe could say why.
     assert pair.refused_on_first(caplog) >= 1
     _each_settles_once_on_the_second(pair, placed, receiver)
+    scraped = pair.client.simulate_get("/metrics").text
+    assert 'c2c_originate_retries_total{result="moved"} ' in scraped
+    assert 'c2c_originate_retries_total{result="moved"} 0.0' not in scraped
 
 
 def test_a_full_switch_sends_its_calls_to_the_other(store_url, pairs, receiver) -> None:
@@ -505,6 +508,8 @@ def test_when_both_refuse_the_request_answers_11_and_leaves_nothing(store_url, p
     pair.start()
     before = (pair.call_rows(), pair.store.accounts.find_by_key(pair.api_key))
     assert [pair.place()[0] for _ in range(3)] == [11, 11, 11]
+    scraped = pair.client.simulate_get("/metrics").text
+    assert 'c2c_originate_retries_total{result="refused_again"} 0.0' not in scraped
     gevent.sleep(2 * listener_module.HOLD_SECONDS)  # both holders' refusals resolve to nothing
     assert (pair.call_rows(), pair.store.accounts.find_by_key(pair.api_key)) == before
     assert check_invariants(pair.store, now=time.time()) == []

@@ -650,3 +650,15 @@ def test_the_call_row_says_whether_the_caller_must_press_1(store, make_call, con
     results = store.accept_calls(account.id, [(c, NOW + 1) for c in grouped], **ACCEPT_DEFAULTS)
     assert [r.id for r in results] == [c.id for c in grouped]
     assert [store.calls.get(c.id)["confirm"] for c in grouped] == [stored, stored]
+
+
+def test_a_call_with_press_1_gets_its_setup_time_on_its_deadline(store, make_call):
+    """Press 1 keeps the caller's leg up to the confirm timeout (and a margin) before the callee
+    is dialed: the deadline past which a call with no trace is swept allows for it."""
+    account = store.accounts.create("acme", 500)
+    plain = make_call(account.id, "15550000001", "15550000002")
+    asked = dataclasses.replace(make_call(account.id, "15550000003", "15550000004"),
+                                confirm=True, setup_seconds=15)
+    first = accept(store, plain)
+    second = accept(store, asked)
+    assert second.deadline_at - first.deadline_at == pytest.approx(15)

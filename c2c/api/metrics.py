@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from c2c.domain.hangup_causes import HANGUP_CAUSES
 from c2c.domain.states import Reason
 from c2c.esl.choice import SwitchView, refusal
 
@@ -29,6 +30,11 @@ MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RESPONSE_CODES = range(12)  # DESIGN.md section 1: 0..11
 SETTLED_OUTCOMES = ("answered", *(reason.name.lower() for reason in Reason))
 CALLBACK_RESULTS = ("delivered", "retry", "failed")
+# c2c.calls.sending: moved to another switch; no other switch could take it (11); refused there
+# too (11); the row could not be moved (the refusal recorded first, or the store slow): failed.
+RETRY_RESULTS = ("moved", "no_other_switch", "refused_again", "not_moved")
+OTHER_CAUSE = "OTHER"
+OTHER_SWITCH = "other"
 # clicktocall answers in milliseconds unless the store or a switch is slow; 1 s is already bad.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -55,6 +61,10 @@ class _Instruments:
     request_duration: Histogram
     calls_settled: Counter
     calls_settled_by_route: Counter
+    calls_settled_by_switch: Counter
+    leg_ends: Counter
+    calls_estimated: Counter
+    originate_retries: Counter
     callback_attempts: Counter
     callbacks_failed: Counter
     switch_connected: Gauge
@@ -88,6 +98,32 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
         ),
         # Each call counts once per leg, under that leg's route (C2C_ROUTES_FILE's prefixes and
         # "default": a bounded set). No zero series up front: a routes file may list hundreds.
+        calls_settled_by_switch=Counter(
+            "c2c_calls_settled_by_switch_total",
+            "Calls settled, by the switch they ran on and outcome",
+            ["switch", "outcome"],
+            registry=registry,
+        ),
+        # One per leg that ended with a cause, at settlement. Both labels are bounded: the cause by
+        # FreeSWITCH's list (anything else "OTHER"), the SIP status by 100-699 ("none" else).
+        leg_ends=Counter(
+            "c2c_leg_ends_total",
+            "Legs of settled calls, by switch, leg, hangup cause and final SIP status",
+            ["switch", "leg", "cause", "sip_status"],
+            registry=registry,
+        ),
+        calls_estimated=Counter(
+            "c2c_calls_estimated_total",
+            "Calls settled from what the store saw, their end never seen (by switch)",
+            ["switch"],
+            registry=registry,
+        ),
+        originate_retries=Counter(
+            "c2c_originate_retries_total",
+            "Originates refused before any leg existed, by what became of the call",
+            ["result"],
+            registry=registry,
+        ),
         calls_settled_by_route=Counter(
             "c2c_calls_settled_by_route_total",
             "Calls settled, once per leg under that leg's route, by outcome",
@@ -166,6 +202,8 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
         instruments.calls_settled.labels(outcome=outcome)
     for result in CALLBACK_RESULTS:
         instruments.callback_attempts.labels(result=result)
+    for result in RETRY_RESULTS:
+        instruments.originate_retries.labels(result=result)
     return instruments
 
 
@@ -205,6 +243,22 @@ class Metrics:
 
     def call_settled(self, answered: bool, reason: int | None) -> None:
         self._instruments.calls_settled.labels(outcome=settled_outcome(answered, reason)).inc()
+
+    def call_settled_on_switch(self, switch: str, answered: bool, reason: int | None,
+                               estimated: bool) -> None:
+        """``switch``: a configured switch's name or OTHER_SWITCH (the caller bounds it)."""
+        outcome = settled_outcome(answered, reason)
+        self._instruments.calls_settled_by_switch.labels(switch=switch, outcome=outcome).inc()
+        if estimated:
+            self._instruments.calls_estimated.labels(switch=switch).inc()
+
+    def leg_ended(self, switch: str, leg: str, cause: str | None, sip_status: str | None) -> None:
+        self._instruments.leg_ends.labels(
+            switch=switch, leg=leg, cause=cause_label(cause), sip_status=sip_label(sip_status)
+        ).inc()
+
+    def originate_retry(self, result: str) -> None:
+        self._instruments.originate_retries.labels(result=result).inc()
 
     def call_settled_on_routes(self, caller_route: str, callee_route: str, answered: bool,
                                reason: int | None) -> None:
@@ -268,3 +322,15 @@ def settled_outcome(answered: bool, reason: int | None) -> str:
     except ValueError:
         log.warning("unknown reason %r counted as failed", reason)
         return Reason.FAILED.name.lower()
+
+
+def cause_label(cause: str | None) -> str:
+    """A hangup cause as a label: one of FreeSWITCH's names, else OTHER (a bounded set)."""
+    name = (cause or "NONE").strip().upper()
+    return name if name in HANGUP_CAUSES else OTHER_CAUSE
+
+
+def sip_label(status: str | None) -> str:
+    """A final SIP status as a label: '100'..'699', else 'none' (a bounded set)."""
+    text = (status or "").strip()
+    return text if len(text) == 3 and text.isdigit() and 100 <= int(text) <= 699 else "none"

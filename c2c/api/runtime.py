@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import gevent
 
-from c2c.api.metrics import Metrics
+from c2c.api.metrics import OTHER_SWITCH, Metrics
 from c2c.callbacks.dispatcher import CallbackDispatcher
 from c2c.calls.listener import CallEventListener
-from c2c.calls.outcome import CallOutcome
+from c2c.calls.outcome import CallFacts, CallOutcome
 from c2c.calls.ownership import SwitchOwner, new_holder_id
 from c2c.calls.placement import CallPlacer
 from c2c.calls.routes import DEFAULT_ROUTE, RouteTable
@@ -40,7 +40,8 @@ class Runtime:
         switches.follow(store.switch_states.all)
         self.metrics = Metrics()
         self.routes = RouteTable.build(config.routes, config.dial_string)
-        self.placer = CallPlacer(config, store, switches)
+        self._switch_names = frozenset(address.name for address in config.switches)
+        self.placer = CallPlacer(config, store, switches, on_retry=self.metrics.originate_retry)
         self.dispatcher = CallbackDispatcher(store, config,
                                              on_attempt=self.metrics.callback_attempt)
         self._on_settled_hook = on_settled
@@ -63,32 +64,39 @@ class Runtime:
         return cls(config, Store.from_url(config.database_url), Switches(config), on_settled)
 
     def on_settled(self, call_id: str, outcome: CallOutcome) -> None:
-        self.metrics.call_settled(outcome.answered,
-                                  None if outcome.reason is None else int(outcome.reason))
-        self._count_by_route(call_id, outcome)
+        reason = None if outcome.reason is None else int(outcome.reason)
+        self.metrics.call_settled(outcome.answered, reason)
+        self._count_facts(call_id, outcome, reason)
         self.dispatcher.wake()
         if self._on_settled_hook is not None:
             self._on_settled_hook(call_id)
 
-    def _count_by_route(self, call_id: str, outcome: CallOutcome) -> None:
-        """The settled call under each leg's route. Without a routes file both are "default" and
-        nothing is read; with one, the call's numbers are (one read by primary key)."""
-        caller = callee = DEFAULT_ROUTE
-        if len(self.routes):
+    def _count_facts(self, call_id: str, outcome: CallOutcome, reason: int | None) -> None:
+        """The settled call by switch, by each leg's route, hangup cause and SIP status. The
+        facts come with the outcome (decided from the row); only an outcome decided without the
+        row costs a read by primary key."""
+        facts = outcome.facts
+        if facts is None:
             try:
                 call = self.store.calls.get(call_id)
-            except C2CError as exc:  # the call is settled; only this count is lost
-                log.warning("call %s: not counted by route: %s", call_id, exc)
+            except C2CError as exc:  # the call is settled; only these counts are lost
+                log.warning("call %s: not counted by switch and route: %s", call_id, exc)
                 return
             if call is None:
                 return
-            caller = self.routes.choose_digits(
-                call["caller_country_code"] + call["caller_number"]).name
-            callee = self.routes.choose_digits(
-                call["callee_country_code"] + call["callee_number"]).name
-        self.metrics.call_settled_on_routes(
-            caller, callee, outcome.answered,
-            None if outcome.reason is None else int(outcome.reason))
+            facts = CallFacts.of(call)
+        # Bounded by the configuration: a row may name a switch no longer configured.
+        switch = facts.switch if facts.switch in self._switch_names else OTHER_SWITCH
+        self.metrics.call_settled_on_switch(switch, outcome.answered, reason, outcome.estimated)
+        if facts.caller_cause:
+            self.metrics.leg_ended(switch, "caller", facts.caller_cause, facts.caller_sip_status)
+        if facts.callee_cause:
+            self.metrics.leg_ended(switch, "callee", facts.callee_cause, facts.callee_sip_status)
+        caller = callee = DEFAULT_ROUTE
+        if len(self.routes):
+            caller = self.routes.choose_digits(facts.caller_digits).name
+            callee = self.routes.choose_digits(facts.callee_digits).name
+        self.metrics.call_settled_on_routes(caller, callee, outcome.answered, reason)
 
     def start(self) -> None:
         if self._started:

@@ -112,6 +112,13 @@ CONFIRM_KEY = "1"
 # can fall short by one (20: 9.3 s for 10); a few seconds more keep it a backstop only.
 CONFIRM_MARGIN_SECONDS = 5
 
+
+def confirm_setup_seconds(timeout: int) -> int:
+    """The most a call with press 1 spends between the caller's answer and the callee being
+    dialed: the confirm timeout, and the margin originate_timeout allows on top of it."""
+    return timeout + CONFIRM_MARGIN_SECONDS
+
+
 _DIGITS = re.compile(r"[0-9]{1,17}")
 # A caller ID number as shown: E.164 with '+', or digits (E.164 without '+', national with a
 # trunk prefix, or a caller_id read as the caller's country code + up to 15 digits).

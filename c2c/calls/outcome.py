@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import Reason
@@ -90,6 +91,35 @@ def _callee_fate_from_caller(caller_vars: Mapping[str, str]) -> str | None:
 
 
 @dataclass(frozen=True)
+class CallFacts:
+    """Where a settled call ran and how each leg ended, as its row says: what the metrics count
+    it under (switch, route, hangup cause, SIP status), carried with the outcome so that counting
+    costs no read of the row."""
+
+    switch: str
+    caller_digits: str  # E.164 digits, no '+'
+    callee_digits: str
+    caller_cause: str | None
+    callee_cause: str | None
+    caller_sip_status: str | None
+    callee_sip_status: str | None
+
+    @classmethod
+    def of(cls, call: Mapping[str, Any]) -> CallFacts:
+        """From a call row (a partial one, as some tests build, gives blanks)."""
+        get = call.get
+        return cls(
+            switch=str(get("switch") or ""),
+            caller_digits=f"{get('caller_country_code') or ''}{get('caller_number') or ''}",
+            callee_digits=f"{get('callee_country_code') or ''}{get('callee_number') or ''}",
+            caller_cause=get("caller_hangup_cause") or get("originate_error"),
+            callee_cause=get("callee_hangup_cause"),
+            caller_sip_status=get("caller_sip_status"),
+            callee_sip_status=get("callee_sip_status"),
+        )
+
+
+@dataclass(frozen=True)
 class CallOutcome:
     """What settlement records and the callback reports."""
 
@@ -102,6 +132,8 @@ class CallOutcome:
     # Decided from what the store saw, the call's end never seen (c2c.calls.estimate); a leg's
     # end arriving later corrects it once.
     estimated: bool = False
+    # The row's facts, for the metrics (None when the outcome was not decided from a row).
+    facts: CallFacts | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def decide(

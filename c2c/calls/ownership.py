@@ -40,6 +40,7 @@ import gevent
 from c2c.calls.estimate import bridged, settle_unseen
 from c2c.calls.lanes import EventLanes
 from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
+from c2c.calls.originate import confirm_setup_seconds
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.settlement import Readiness, outcome_of, readiness
 from c2c.config import Config, SwitchAddress
@@ -411,10 +412,12 @@ class SwitchOwner:
         self.listener.settle(call["id"], outcome_of(fresh), fresh)
 
     def _natural_deadline(self, call: Mapping[str, Any]) -> float:
-        """Ring both legs, talk the whole limit, plus the grace: no live call outlasts it."""
+        """Ring both legs, press 1 if asked, talk the whole limit, plus the grace: no live call
+        outlasts it (the accept's deadline, c2c.store.accept)."""
         config = self._config
-        return float(call["created_at"] + 2 * config.ring_timeout + call["max_minutes"] * 60
-                     + config.settle_grace)
+        setup = confirm_setup_seconds(config.confirm_timeout) if call.get("confirm") else 0
+        return float(call["created_at"] + 2 * config.ring_timeout + setup
+                     + call["max_minutes"] * 60 + config.settle_grace)
 
     def _find_caller(self, call: Mapping[str, Any]) -> None:
         try:

@@ -27,7 +27,12 @@ from c2c.callbacks.address_guard import check_url_host
 from c2c.calls.accept_groups import AcceptGroups
 from c2c.calls.account_cache import AccountCache
 from c2c.calls.caller_id import POLICY_OWN, caller_id_allowed, shown_ids
-from c2c.calls.originate import OriginateSpec, PressToConnect, build_originate
+from c2c.calls.originate import (
+    OriginateSpec,
+    PressToConnect,
+    build_originate,
+    confirm_setup_seconds,
+)
 from c2c.calls.request import (
     ClickToCallRequest,
     api_key_from,
@@ -55,13 +60,15 @@ class Placement:
 
 class CallPlacer:
     def __init__(self, config: Config, store: Store, switches: Switches,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_retry: Callable[[str], None] | None = None) -> None:
+        """``on_retry``: told what became of each refused originate (c2c.calls.sending)."""
         self._config = config
         self._store = store
         self._clock = clock
         self._accounts = AccountCache(store.accounts.find_by_key, config.account_cache_seconds)
         self._routes = RouteTable.build(config.routes, config.dial_string)
-        self._sender = CallSender(config, store, switches, clock)
+        self._sender = CallSender(config, store, switches, clock, on_retry=on_retry)
         self._accepts = AcceptGroups(functools.partial(
             store.accept_calls,
             flood_seconds=config.flood_seconds,
@@ -119,6 +126,7 @@ class CallPlacer:
         now = self._clock()
         call_id = str(uuid.uuid4())
         job_uuid, caller_uuid, callee_uuid = self._sender.new_ids(connection)
+        confirm = self._confirm(account)
         new_call = NewCall(
             id=call_id,
             account_id=account.id,
@@ -132,7 +140,8 @@ class CallPlacer:
             job_uuid=job_uuid,
             caller_uuid=caller_uuid,
             callee_uuid=callee_uuid,
-            confirm=self._confirm(account),
+            confirm=confirm,
+            setup_seconds=confirm_setup_seconds(self._config.confirm_timeout) if confirm else 0,
             flood_exempt=frozenset(
                 n for n in (request.caller.e164_int, request.callee.e164_int)
                 if n in account.own_numbers

@@ -50,7 +50,12 @@ class CallSender:
         store: Store,
         switches: Switches,
         clock: Callable[[], float] = time.time,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_retry(result)``: what became of a refused originate: "moved" (to another
+        switch), "no_other_switch" or "refused_again" (both answer 11), "not_moved" (the row
+        could not be moved: the call settles as failed)."""
+        self._on_retry = on_retry
         self._store = store
         self._switches = switches
         self._clock = clock
@@ -131,6 +136,7 @@ class CallSender:
                 call.id,
                 refused.name,
             )
+            self._tell("no_other_switch")
             return self._give_up(call, refused.name, exc)
         job_uuid, caller_uuid, callee_uuid = self.new_ids(other)
         move = Move(other.name, job_uuid, caller_uuid, callee_uuid)
@@ -145,6 +151,7 @@ class CallSender:
                 refused.name,
                 exc,
             )
+            self._tell("not_moved")
             return refused.name
         if not moved:  # the holder of the first switch recorded the refusal first
             log.warning(
@@ -152,6 +159,7 @@ class CallSender:
                 call.id,
                 refused.name,
             )
+            self._tell("not_moved")
             return refused.name
         log.info(
             "call %s: refused by %s before any leg existed; sent to %s",
@@ -159,6 +167,7 @@ class CallSender:
             refused.name,
             other.name,
         )
+        self._tell("moved")
         self._count(refused.name, -1)
         self._count(other.name, 1)
         retried = dataclasses.replace(
@@ -173,10 +182,15 @@ class CallSender:
         if self._verdict(other, retried) is Verdict.REFUSED:
             self._switches.note_refusal(other.name)
             log.warning("call %s: refused by %s too", call.id, other.name)
+            self._tell("refused_again")
             return self._give_up(
                 retried, other.name, SwitchUnavailable(f"{refused.name} and {other.name} refused")
             )
         return other.name
+
+    def _tell(self, result: str) -> None:
+        if self._on_retry is not None:
+            self._on_retry(result)
 
     def _give_up(self, call: NewCall, switch: str, why: SwitchUnavailable) -> str:
         """No switch takes the call: undo the accept and answer 11 (SwitchUnavailable). Should

@@ -13,11 +13,12 @@ switch, as ring timeout.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from c2c.calls.outcome import CallOutcome
+from c2c.calls.outcome import CallFacts, CallOutcome
 from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import CallState, Reason
 
@@ -63,7 +64,7 @@ def outcome_of(call: Mapping[str, Any]) -> CallOutcome:
     caller_answered = call["caller_answered_at"] is not None
     bridged = caller_answered and call["callee_answered_at"] is not None
     caller_cause = call["caller_hangup_cause"] or call["originate_error"]
-    return CallOutcome.decide(
+    outcome = CallOutcome.decide(
         confirm=confirm_state(call),
         caller_cause=caller_cause,
         callee_cause=call["callee_hangup_cause"],
@@ -73,6 +74,7 @@ def outcome_of(call: Mapping[str, Any]) -> CallOutcome:
         limit_minutes=int(call["max_minutes"]),
         caller_vars={"last_bridge_hangup_cause": call["callee_fate"] or ""},
     )
+    return dataclasses.replace(outcome, facts=CallFacts.of(call))
 
 
 # Columns only the callee's leg (or the caller's, once bridged) fills.

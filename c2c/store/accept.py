@@ -103,6 +103,9 @@ class NewCall:
     confirm: bool = False  # the caller must press 1 before the callee is dialed
     # E.164 digits of this call's numbers that are the account's own: no flood stamp for them.
     flood_exempt: frozenset[int] = frozenset()
+    # Seconds the call may spend between the caller's answer and dialing the callee (press 1's
+    # prompt and its timeout): added to the deadline, so no live call is swept as overdue.
+    setup_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def accept_call(
     """Reserve and record ``call`` or raise RequestRejected (1, 5, 3, 2 or 6) leaving nothing
     behind.
 
-    deadline_at = now + 2 * ring_timeout + reserved minutes * 60 + settle_grace. A flood window of
+    deadline_at = now + 2 * ring_timeout + setup seconds + reserved minutes * 60 + settle_grace. A flood window of
     0 seconds turns flood protection off.
     """
     [result] = accept_calls(db, account_id, [(call, now)], flood_seconds=flood_seconds,
@@ -249,7 +252,7 @@ def _accept_one(
             6, "flood protection: this phone number was used less than a minute ago"
         )
     reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
-    deadline_at = now + 2 * ring_timeout + reserve * 60 + settle_grace
+    deadline_at = now + 2 * ring_timeout + call.setup_seconds + reserve * 60 + settle_grace
     conn.execute(_INSERT_CALL, _call_row(call, reserve, now, deadline_at))
     return AcceptedCall(call.id, call.account_id, reserve, now, deadline_at)
 
