@@ -45,6 +45,10 @@ preload_app = False
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
+# A request line may carry a 2048-character callback_url percent-encoded (up to three times as
+# long) besides the other parameters: gunicorn's default 4094 would answer such a GET 414.
+# 8190 is gunicorn's most; nginx's large_client_header_buffers (8 KB) matches it.
+limit_request_line = 8190
 # nginx in front sets X-Forwarded-*; trust only the local proxy.
 forwarded_allow_ips = "127.0.0.1,::1"
 # The access log must never record the query string (it carries api_key).

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import falcon
 
+from c2c.api import problems
+from c2c.api.auth import Authenticator
+from c2c.api.calls import CallResource, CallsResource
 from c2c.api.cdr import CdrResource
 from c2c.api.clicktocall import ClickToCallResource
 from c2c.api.health import HealthResource, ReadyResource
 from c2c.api.metrics_resource import MetricsResource
+from c2c.api.openapi import OpenApiResource
 from c2c.api.runtime import Runtime
+from c2c.calls.account_cache import AccountCache
 
 
 class C2CApp(falcon.App):
@@ -22,6 +27,13 @@ def create_app(runtime: Runtime) -> C2CApp:
     app.req_options.strip_url_path_trailing_slash = True
     clicktocall = ClickToCallResource(runtime.placer, runtime.metrics)
     app.add_route("/api/clicktocall", clicktocall)
+    # The customer's JSON API: errors as RFC 9457 problems (every route's HTTP errors, too).
+    problems.install(app)
+    auth = Authenticator(AccountCache(runtime.store.accounts.find_by_key,
+                                      runtime.config.account_cache_seconds))
+    app.add_route("/api/calls", CallsResource(runtime.store.call_views, auth))
+    app.add_route("/api/calls/{call_id}", CallResource(runtime.store.call_views, auth))
+    app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(runtime.store, runtime.switches))
     app.add_route("/metrics", MetricsResource(runtime.metrics, runtime.store, runtime.switches))

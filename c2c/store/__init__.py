@@ -8,6 +8,7 @@
 - ``store.dnc`` (dnc.py): the Do-Not-Call list and its bulk import;
 - ``store.coverage`` (coverage.py): supported countries and areas, cached briefly;
 - ``store.calls`` (calls.py): call rows, forward-only state changes, settlement;
+- ``store.call_views`` (call_views.py): the customer's reads of its calls (one, or a page);
 - ``store.callbacks`` (callbacks.py): the callback outbox;
 - ``store.leases`` (leases.py): who listens to which switch;
 - ``store.switch_states`` (switch_states.py): drain flags and the event holders' reports;
@@ -39,6 +40,7 @@ from c2c.store.accept import (
     record_originate_error,
 )
 from c2c.store.accounts import Account, Accounts, CreatedAccount
+from c2c.store.call_views import CallViews
 from c2c.store.callbacks import CallbackJob, Callbacks, CallbackStatus
 from c2c.store.calls import Calls, Outcome, SettledOutcome
 from c2c.store.coverage import Coverage, CoverageRules
@@ -79,6 +81,7 @@ class Store:
         self.dnc = Dnc(self._db)
         self.coverage = Coverage(self._db, cache_seconds=coverage_cache_seconds)
         self.calls = Calls(self._db)
+        self.call_views = CallViews(self._db)
         self.callbacks = Callbacks(self._db)
         self.leases = Leases(self._db)
         self.switch_states = SwitchStates(self._db)
