@@ -64,9 +64,9 @@ def store(db_url, upgraded):
 
 def test_db_upgrade_and_status(cli):
     status, out, _ = cli("db", "status")
-    assert (status, out) == (1, "schema version 0, this c2c expects 4\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 4 (applied 1, 2, 3, 4)\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema already at version 4\n")
+    assert (status, out) == (1, "schema version 0, this c2c expects 5\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 5 (applied 1, 2, 3, 4, 5)\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema already at version 5\n")
     assert cli("db", "status")[0] == 0
 
 

@@ -86,7 +86,7 @@ def test_version_two_drops_the_calls_foreign_key_of_an_older_mysql_database(mysq
                                  "(account_id) REFERENCES accounts (id)")
             conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
         assert inspect(engine).get_foreign_keys("calls")
-        assert migrations.upgrade(engine) == [2, 3, 4]  # 3, 4 find their changes made and pass
+        assert migrations.upgrade(engine) == [2, 3, 4, 5]  # 3-5 find their changes made and pass
         assert inspect(engine).get_foreign_keys("calls") == []
         assert migrations.check_current(engine)
     finally:
@@ -100,7 +100,7 @@ def test_version_three_adds_own_numbers_and_confirm_to_a_version_two_database(en
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN confirm")
         conn.exec_driver_sql("ALTER TABLE accounts DROP COLUMN confirm")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 2))
-    assert migrations.upgrade(engine) == [3, 4]  # 4 finds its changes made and passes
+    assert migrations.upgrade(engine) == [3, 4, 5]  # 4, 5 find their changes made and pass
     inspector = inspect(engine)
     assert "account_numbers" in inspector.get_table_names()
     assert "confirm" in {c["name"] for c in inspector.get_columns("calls")}
@@ -118,7 +118,7 @@ def test_version_four_adds_switch_states_and_the_estimate_columns_to_a_version_t
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN estimated")
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN alive_at")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 3))
-    assert migrations.upgrade(engine) == [4]
+    assert migrations.upgrade(engine) == [4, 5]  # 5 finds its changes made and passes
     inspector = inspect(engine)
     assert "switch_states" in inspector.get_table_names()
     upgraded = {c["name"]: c for c in inspector.get_columns("calls")}
@@ -127,3 +127,23 @@ def test_version_four_adds_switch_states_and_the_estimate_columns_to_a_version_t
         assert str(upgraded[column]["type"]) == str(fresh[column]["type"])
     assert migrations.check_current(engine)
     assert migrations.upgrade(engine) == []
+
+
+def test_version_five_adds_progress_webhooks_and_idempotency_to_a_version_four_database(engine):
+    migrations.upgrade(engine)
+    fresh = {c["name"]: c for c in inspect(engine).get_columns("calls")}
+    with engine.begin() as conn:  # back to what version 4 made
+        conn.exec_driver_sql("DROP TABLE idempotency_keys")
+        conn.exec_driver_sql("DROP TABLE progress_webhooks")
+        conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN hangup_requested_at")
+        conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN status_callback_url")
+        conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN status_events")
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 4))
+    assert migrations.upgrade(engine) == [5]
+    inspector = inspect(engine)
+    assert {"idempotency_keys", "progress_webhooks"} <= set(inspector.get_table_names())
+    upgraded = {c["name"]: c for c in inspector.get_columns("calls")}
+    for column in ("status_callback_url", "status_events", "hangup_requested_at"):  # as create_all makes them
+        assert upgraded[column]["nullable"] is True
+        assert str(upgraded[column]["type"]) == str(fresh[column]["type"])
+    assert migrations.check_current(engine)

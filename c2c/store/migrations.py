@@ -99,12 +99,22 @@ def _switch_states_and_estimates(conn: Connection) -> None:
     create_index_if_missing(conn, "ledger", "uq_ledger_corrects")
 
 
+def _progress_webhooks_and_idempotency(conn: Connection) -> None:
+    for column in ("status_callback_url", "status_events", "hangup_requested_at"):
+        ddl_type = schema.calls.c[column].type.compile(dialect=conn.dialect)
+        add_column_if_missing(conn, "calls", column, ddl_type)
+    create_table_if_missing(conn, "idempotency_keys")
+    create_table_if_missing(conn, "progress_webhooks")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and the default coverage", _initial),
     Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
     Migration(3, "accounts' own numbers; press 1 to connect", _own_numbers_and_confirm),
     Migration(4, "switch states (drain, holders' reports); estimated calls and their corrections",
               _switch_states_and_estimates),
+    Migration(5, "progress webhooks; idempotent requests; hangup on request",
+              _progress_webhooks_and_idempotency),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -176,6 +176,13 @@ calls = Table(
     Column("alive_at", Time, nullable=True),
     # When a leg's end (a CDR, a late event) replaced the estimate with what was measured; once.
     Column("corrected_at", Time, nullable=True),
+    # Progress webhooks asked for by the request (issue 13): where to POST them, and which of
+    # ringing, answered, bridged, completed (comma-separated; NULL: none asked).
+    Column("status_callback_url", String(2048), nullable=True),
+    Column("status_events", String(64), nullable=True),
+    # POST /api/calls/{id}/hangup: when the customer asked to end the call (its legs are killed
+    # on the switch; one not yet there when asked is killed when it appears).
+    Column("hangup_requested_at", Time, nullable=True),
     Index("ix_calls_state_switch", "state", "switch"),
     Index("ix_calls_job_uuid", "job_uuid"),
     Index("ix_calls_account_created", "account_id", "created_at"),
@@ -246,5 +253,50 @@ switch_states = Table(
     Column("sps_limit", Integer, nullable=True),
     Column("sps_last", Integer, nullable=True),
     Column("idle_cpu", Float, nullable=True),
+    **MYSQL,
+)
+
+# Idempotent requests (issue 13): the first request with a key records what it answered; the same
+# key with the same parameters answers that again for 24 hours without placing anything. The
+# primary key makes concurrent duplicates across workers and hosts take turns: one inserts.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", Integer, primary_key=True, autoincrement=False),
+    Column("idem_key", String(64), primary_key=True),
+    Column("params_sha256", String(64), nullable=False),  # the request's parameters, canonical
+    Column("code", SmallInteger, nullable=True),  # NULL while the first request is in progress
+    Column("call_id", String(36), nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("answered_at", Time, nullable=True),
+    Index("ix_idempotency_created", "created_at"),  # pruning after 24 hours
+    **MYSQL,
+)
+
+# Progress webhooks (issue 13): one row per event of a call (ringing, answered, bridged,
+# completed), numbered in order per call, POSTed with a JSON body by the same dispatcher and retry
+# policy as the final callback; an event is due only once every earlier one of its call is
+# delivered or given up, so none arrives before an earlier one.
+progress_webhooks = Table(
+    "progress_webhooks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("call_id", String(36), nullable=False),
+    Column("account_id", Integer, nullable=False),
+    Column("sequence", Integer, nullable=False),  # 1, 2, ... per call
+    Column("event", String(12), nullable=False),  # ringing, answered, bridged, completed
+    Column("at", Time, nullable=False),  # when it happened (the switch's event time)
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON sent (the signature covers it)
+    Column("status", String(12), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Time, nullable=False),
+    Column("claimed_until", Time, nullable=True),
+    Column("last_error", String(255), nullable=True),
+    Column("last_http_status", Integer, nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("delivered_at", Time, nullable=True),
+    UniqueConstraint("call_id", "sequence", name="uq_progress_call_sequence"),
+    Index("ix_progress_due", "status", "next_attempt_at"),
     **MYSQL,
 )
