@@ -49,6 +49,8 @@ from c2c.fakeswitch.originate import (
     DialLeg,
     DialStringError,
     OriginateRequest,
+    failover_chain,
+    moves_on,
     parse_dial_string,
     positive_int,
     split_arguments,
@@ -224,7 +226,7 @@ class Switchboard:
         if (origination_uuid and origination_uuid in self.legs) or self.refused():
             call.deliver("-ERR DESTINATION_OUT_OF_ORDER\n")
             return call
-        behaviour = self.scenario.behaviour_for(leg.target, CALLER)
+        leg, behaviour = self._first_that_dials([leg, *request.alternatives], CALLER)
         if behaviour.action == "fail":  # e.g. a gateway down: checked once the session exists
             call.deliver(f"-ERR {behaviour.cause}\n")
             return call
@@ -233,6 +235,24 @@ class Switchboard:
         timeout = positive_int(leg.variables.get("originate_timeout")) or request.timeout
         self._arm_ring_timeouts(call.a, timeout or DEFAULT_TIMEOUT)
         return call
+
+    def _first_that_dials(self, chain: list[DialLeg], role: str) -> tuple[DialLeg, Behaviour]:
+        """The '|' failover list tried in order: a target whose far end fails before any channel
+        ran (a gateway down or unknown) gives way to the next, as its fail_on_single_reject
+        allows; no event tells of it, and its uuid is free for the next (switch_ivr_originate.c).
+        A target that rang (a channel that ran, then ended) ends the list: the simulator rings
+        one target at a time and does not resume after one. Returns the target dialed, or the
+        last one tried with its failing behaviour."""
+        for index, dial in enumerate(chain):
+            behaviour = self.scenario.behaviour_for(dial.target, role)
+            last = index == len(chain) - 1
+            if behaviour.action != "fail" or last:
+                return dial, behaviour
+            if not moves_on(behaviour.cause, dial.variables.get("fail_on_single_reject")):
+                return dial, behaviour
+            log.info("%s target %s failed %s; trying the next", role, dial.target.text,
+                     behaviour.cause)
+        raise AssertionError("unreachable: the chain is never empty")
 
     def _create_leg(
         self, call: Call, role: str, dial: DialLeg, behaviour: Behaviour, originator: Leg | None
@@ -590,11 +610,12 @@ class Switchboard:
         if application != "bridge":
             return
         try:
-            dial = parse_dial_string(request.application_args)[0]
+            chain = failover_chain(parse_dial_string(request.application_args))
         except DialStringError as exc:
             log.info("bridge on %s: bad dial string: %s", a.uuid, exc)
             self._bridge_failed(a, None, exc.cause)
             return
+        dial = chain[0]
         if dial.target.endpoint == "error":
             self._bridge_failed(a, None, cause_from_string(dial.target.cause))
             return
@@ -603,7 +624,7 @@ class Switchboard:
             # the callee's leg cannot be created (22b): no B event, A ends with the cause
             self._bridge_failed(a, None, "DESTINATION_OUT_OF_ORDER")
             return
-        behaviour = self.scenario.behaviour_for(dial.target, CALLEE)
+        dial, behaviour = self._first_that_dials(chain, CALLEE)
         if behaviour.action == "fail":
             self._bridge_failed(a, None, behaviour.cause)
             return

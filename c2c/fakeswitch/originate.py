@@ -66,6 +66,7 @@ class DialTarget:
 class DialLeg:
     target: DialTarget
     variables: dict[str, str] = field(default_factory=dict)  # {} then [] values, in order
+    after: str = ""  # the separator before this leg: "" (first), "," (with) or "|" (failover)
 
 
 @dataclass
@@ -78,6 +79,9 @@ class OriginateRequest:
     timeout: int | None = None  # the positional timeout, when given
     cid_name: str | None = None
     cid_num: str | None = None
+    # Further targets of a '|' failover list, tried in order when one fails before its channel
+    # ran (a gateway down, say), as fail_on_single_reject allows (moves_on).
+    alternatives: tuple[DialLeg, ...] = ()
 
 
 # What a backslash turns into in the API splitter (cleanup_separated_string); any other escaped
@@ -170,23 +174,47 @@ def _closing(text: str, start: int, opener: str, closer: str) -> int:
     raise DialStringError("INVALID_URL", f"unbalanced {opener}{closer} in {text!r}")
 
 
-def _split_legs(text: str) -> list[str]:
-    """Legs separated by ',' (simultaneous) or '|' (failover), outside any brackets."""
-    legs: list[str] = []
+def _split_legs(text: str) -> list[tuple[str, str]]:
+    """Legs separated by ',' (simultaneous) or '|' (failover), outside any brackets, each with
+    the separator before it."""
+    legs: list[tuple[str, str]] = []
     depth = 0
     current: list[str] = []
+    before = ""
     for ch in text:
         if ch in "[{<(":
             depth += 1
         elif ch in "]}>)":
             depth -= 1
         if ch in ",|" and depth == 0:
-            legs.append("".join(current))
+            legs.append(("".join(current), before))
             current = []
+            before = ch
             continue
         current.append(ch)
-    legs.append("".join(current))
-    return [leg for leg in legs if leg.strip()]
+    legs.append(("".join(current), before))
+    return [(leg, sep) for leg, sep in legs if leg.strip()]
+
+
+def failover_chain(legs: list[DialLeg]) -> list[DialLeg]:
+    """The targets tried one after the other: the first leg of each '|' group (the simulator
+    rings one leg at a time, so of ',' legs only the first)."""
+    return legs[:1] + [leg for leg in legs[1:] if leg.after == "|"]
+
+
+def moves_on(cause: str, fail_on_single_reject: str | None) -> bool:
+    """Whether a failed target of a '|' list gives way to the next (switch_ivr_originate.c):
+    unless ``fail_on_single_reject`` says this cause fails the whole originate: ``true`` (any
+    cause), ``A:B`` (those causes) or ``!A:B`` (any but those)."""
+    rule = (fail_on_single_reject or "").strip()
+    if not rule or rule.lower() == "false":
+        return True
+    if rule.lower() == "true":
+        return False
+    negated = rule.startswith("!")
+    causes = {name.strip().upper() for name in rule.lstrip("!").split(":") if name.strip()}
+    rejects = (cause.upper() not in causes) if negated else (cause.upper() in causes)
+    return not rejects
 
 
 def parse_dial_string(text: str) -> list[DialLeg]:
@@ -201,7 +229,7 @@ def parse_dial_string(text: str) -> list[DialLeg]:
             global_vars[name] = value
         text = text[end + 1 :].lstrip()
     legs: list[DialLeg] = []
-    for leg_text in _split_legs(text):
+    for leg_text, after in _split_legs(text):
         leg_text = leg_text.strip()
         variables = dict(global_vars)
         while leg_text.startswith("["):
@@ -210,7 +238,7 @@ def parse_dial_string(text: str) -> list[DialLeg]:
                 variables.pop(name, None)  # [] overrides {} for this leg
                 variables[name] = value
             leg_text = leg_text[end + 1 :].lstrip()
-        legs.append(DialLeg(parse_target(leg_text), variables))
+        legs.append(DialLeg(parse_target(leg_text), variables, after))
     if not legs:
         raise DialStringError("INVALID_URL", f"no leg in dial string {text!r}")
     return legs
@@ -278,7 +306,7 @@ def parse_originate(arguments: str) -> OriginateRequest:
     words = [None if word == "undef" else word for word in split_arguments(arguments)]
     if not 2 <= len(words) <= 7 or words[0] is None or words[1] is None:
         raise OriginateUsageError(ORIGINATE_SYNTAX)
-    leg = parse_dial_string(words[0])[0]
+    chain = failover_chain(parse_dial_string(words[0]))
     exten = words[1]
     application, application_args, extension = "", "", None
     if exten.startswith("&"):
@@ -295,7 +323,8 @@ def parse_originate(arguments: str) -> OriginateRequest:
             timeout = DEFAULT_TIMEOUT
     return OriginateRequest(
         raw=arguments,
-        leg=leg,
+        leg=chain[0],
+        alternatives=tuple(chain[1:]),
         application=application,
         application_args=application_args,
         extension=extension,
