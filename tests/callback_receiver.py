@@ -34,6 +34,7 @@ class ReceivedRequest:
     query: list[tuple[str, str]]  # decoded, in order, blanks kept
     headers: dict[str, str] = field(repr=False)  # lowercased names
     received_at: float
+    body: bytes = field(default=b"", repr=False)  # as sent (a POST's), by its Content-Length
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -88,6 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         receiver = self.server.receiver
         parts = urlsplit(self.path)
+        length = self.headers.get("Content-Length", "")
+        body = self.rfile.read(int(length)) if length.isdigit() else b""
         receiver._record(
             ReceivedRequest(
                 method=self.command,
@@ -96,6 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query=parse_qsl(parts.query, keep_blank_values=True),
                 headers={name.lower(): value for name, value in self.headers.items()},
                 received_at=time.time(),
+                body=body,
             )
         )
         plan = receiver._next_plan()

@@ -2,6 +2,8 @@
 
 The server below speaks the wire protocol through c2c.esl.protocol and can be told to misbehave:
 refuse the password, stall, answer -ERR, close in the middle of a frame, drop every connection.
+The choice among switches (paused, full, busier, sessions-per-second, drained) runs against two
+in-process simulators instead, told what to be by `fsctl` and the calls parked on them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from c2c.esl.protocol import (
     rude_rejection_frame,
 )
 from c2c.esl.switches import Switches
+from c2c.fakeswitch.server import FakeSwitch
 
 PASSWORD = "S3cret-pw"
 MULTILINE_OUTPUT = (
@@ -744,60 +747,62 @@ def test_shutting_down_from_the_notice_until_connected_again(server, connect) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# Switches: capacity and drain. Stopgap until the simulator answers `fsctl pause` (issue 12): a
-# paused switch is a scripted server answering `status` with recording 22's "is not ready".
+# Switches: capacity and drain, on two in-process simulators whose `status` says what `fsctl` and
+# the sessions up make it say (paused: recording 22's "is not ready").
 
-STATUS = (
-    "UP 0 years, 0 days, 0 hours, 2 minutes, 13 seconds, 486 milliseconds, 322 microseconds\n"
-    "FreeSWITCH (Version 1.10.12-release  64bit) is {ready}\n"
-    "62 session(s) since startup\n"
-    "{sessions} session(s) - peak 8, last 5min 8 \n"
-    "0 session(s) per Sec out of max {sps}, peak 8, last 5min 8 \n"
-    "{max_sessions} session(s) max\n"
-    "min idle cpu 0.00/97.67\n"
-    "Current Stack Size/Max 240K/8192K\n"
-)
+# What the default scenario's caller leg to this number does: answers, never hangs up.
+PARKED_NUMBER = "+16465550999"
 
 
-class ScriptedStatus:
-    """What a scripted server's `status` says; change the fields to change the switch."""
+class SimulatedSwitch:
+    """A simulator, and calls c2c does not know of that the test holds on it (another
+    application's, parked), which its `status` counts among its sessions."""
 
-    def __init__(self, server: FakeEslServer) -> None:
-        self.ready = "ready"
-        self.sessions = 0
-        self.sps = 1000
-        self.max_sessions = 4000
-        server.api = self.answer
+    def __init__(self) -> None:
+        self.fake = FakeSwitch("127.0.0.1", 0, PASSWORD, heartbeat=None, time_scale=0).start()
+        self.parked: list[str] = []
 
-    def pause(self) -> None:  # later: `fsctl pause` on the simulator
-        self.ready = "not ready"
+    def address(self) -> SwitchAddress:
+        return SwitchAddress("127.0.0.1", self.fake.port, PASSWORD)
 
-    def resume(self) -> None:
-        self.ready = "ready"
+    def fsctl(self, args: str) -> str:
+        return self.fake.api_command(f"fsctl {args}")
 
-    def answer(self, args: str) -> str:
-        if args == "status":
-            return STATUS.format(**vars(self))
-        return f"+OK {args}\n"
+    def hold_sessions(self, count: int) -> None:
+        """Parks calls, or hangs parked ones up, until ``count`` sessions are up."""
+        while len(self.parked) > count:
+            assert self.fake.api_command(f"uuid_kill {self.parked.pop()}").startswith("+OK")
+        while len(self.parked) < count:
+            leg = str(uuid.uuid4())
+            gevent.spawn(
+                self.fake.api_command,
+                f"originate {{origination_uuid={leg}}}sofia/gateway/default/{PARKED_NUMBER} &park",
+            )
+            self.parked.append(leg)
+        wait_until(lambda: self.fake.switchboard.count == count)
+
+    def stop(self) -> None:
+        self.fake.stop()
 
 
 @pytest.fixture
-def fleet(two_servers) -> Iterator[tuple[Switches, ScriptedStatus, ScriptedStatus, list]]:
-    """Switches over two scripted servers (probes every 0.1 s), their status scripts, and the
-    records the store would share (a list the test edits)."""
-    first, second = two_servers
+def fleet() -> Iterator[tuple[Switches, SimulatedSwitch, SimulatedSwitch, list]]:
+    """Switches over two simulators (probes every 0.1 s), the simulators, and the records the
+    store would share (a list the test edits)."""
+    first, second = SimulatedSwitch(), SimulatedSwitch()
     records: list[SwitchRecord] = []
     config = Config.defaults(
         switches=(first.address(), second.address()), esl_timeout=1.0, esl_liveness_seconds=0.3
     )
-    scripts = ScriptedStatus(first), ScriptedStatus(second)
     switches = Switches(config, records=lambda: list(records), refresh_every=0.05)
     switches.start()
     try:
         wait_until(lambda: all(view.live for view in switches.views()))
-        yield switches, scripts[0], scripts[1], records
+        yield switches, first, second, records
     finally:
         switches.stop()
+        first.stop()
+        second.stop()
 
 
 def names(switches: Switches) -> tuple[str, str]:
@@ -815,15 +820,15 @@ def picked(switches: Switches, in_flight: dict[str, int] | None = None) -> str |
 def test_a_paused_switch_gets_no_calls_until_resumed(fleet) -> None:
     switches, first, second, _ = fleet
     a, b = names(switches)
-    first.pause()
+    assert first.fsctl("pause") == "+OK\n"
     wait_until(lambda: switches.pick({}).name == b)
     assert [refusal(view) for view in switches.views()] == ["paused", None]
     assert all(switches.pick({a: 0, b: 50}).name == b for _ in range(20))
-    second.pause()
+    assert second.fsctl("pause") == "+OK\n"
     wait_until(lambda: refusal(switches.views()[1]) == "paused")
     with pytest.raises(SwitchUnavailable, match=f"{a} paused, {b} paused"):
         switches.pick({})
-    first.resume()
+    assert first.fsctl("resume") == "+OK\n"
     wait_until(lambda: picked(switches) == a)
 
 
@@ -840,26 +845,30 @@ def test_pick_can_leave_out_the_switch_that_just_refused(fleet) -> None:
 def test_a_full_switch_gets_no_calls(fleet) -> None:
     switches, first, second = fleet[:3]
     a, b = names(switches)
-    first.sessions, first.max_sessions = 8, 10  # 80%, but one more call would pass 90%
-    second.sessions, second.max_sessions = 850, 1000  # 85%: more used, yet room for a call
+    first.fsctl("max_sessions 10")
+    first.hold_sessions(8)  # 80%, but one more call would pass 90%
+    second.fsctl("max_sessions 100")
+    second.hold_sessions(85)  # 85%: more used, yet room for a call
     wait_until(lambda: picked(switches) == b)
     assert refusal(switches.views()[0]) == "full (8 of 10 sessions)"
-    first.sessions = 6
+    first.hold_sessions(6)
     wait_until(lambda: picked(switches) == a)
 
 
 def test_the_busier_switch_by_share_of_its_sessions_is_left_alone(fleet) -> None:
     switches, first, second, _ = fleet
     a, b = names(switches)
-    first.sessions, first.max_sessions = 100, 1000  # 10%
-    second.sessions, second.max_sessions = 300, 4000  # 7.5%
+    first.fsctl("max_sessions 100")
+    first.hold_sessions(10)  # 10%
+    second.fsctl("max_sessions 400")
+    second.hold_sessions(30)  # 7.5%
     wait_until(lambda: switches.pick({}).name == b)
 
 
 def test_the_spent_sessions_per_second_budget_sends_calls_elsewhere(fleet) -> None:
     switches, first, _, _ = fleet
     a, b = names(switches)
-    first.sps = 9  # 8 sessions a second: 4 calls
+    assert first.fsctl("sps 9") == "+OK sessions per second: 9\n"  # 8 sessions a second: 4 calls
     wait_until(lambda: (switches.views()[0].load or SwitchLoad()).sps_limit == 9)
     # the same worker picks the same switch until its own originates spend the budget
     assert [switches.pick({}).name for _ in range(6)] == [a, a, a, a, b, b]

@@ -363,8 +363,10 @@ def test_switch_killed_during_talk_and_gone_bills_the_talking_calls_as_estimated
         result.sent = len(talking.answers) + len(during.answers)
         result.accepted = len(talking.accepted) + len(during.accepted)
         result.code_11 = talking.codes.get(11, 0) + during.codes.get(11, 0)
+        result.errors = len(talking.errors) + len(during.errors)
         result.extra = {"talking calls settled after the kill s": round(settled_after, 1)}
         print("\n" + result.line())
+        assert result.sent == 15 and result.errors == 0
         assert len(talking.accepted) == 10 and during.codes == Counter({11: 5})
         for call_id in talking.accepted:
             call = d.store.calls.get(call_id)

@@ -117,9 +117,9 @@ def _credentials(case: Any, draw: Any, seeded: Seeded) -> dict[str, str]:
 def _steer(case: Any, operation_id: str, draw: Any, seeded: Seeded) -> dict[str, str]:
     """Point a generated case at the seeded data some of the time; the headers to send."""
     headers: dict[str, str] = {}
-    if operation_id in ("getCall", "listCalls"):
+    if operation_id in ("getCall", "listCalls", "hangupCall"):
         headers.update(_credentials(case, draw, seeded))
-    if operation_id == "getCall" and not draw(st.booleans()):
+    if operation_id in ("getCall", "hangupCall") and not draw(st.booleans()):
         case.path_parameters["call_id"] = draw(st.sampled_from(
             [*seeded.own_calls, seeded.others_call]))
     if operation_id == "listCalls" and draw(st.booleans()):
@@ -185,7 +185,7 @@ def test_the_live_service_keeps_to_its_document(live: tuple[Any, Seeded], operat
     seen: collections.Counter[str] = collections.Counter()
     fuzz()
     # The seeded data was reached, not only the doors: an authenticated answer, an accepted call.
-    wanted = {"getCall": "200", "listCalls": "200", "placeCall": "200:0",
+    wanted = {"getCall": "200", "listCalls": "200", "hangupCall": "202", "placeCall": "200:0",
               "placeCallForm": "200:0"}.get(operation_id)
     if mode.is_positive and wanted:
         assert seen[wanted], dict(seen)

@@ -355,3 +355,84 @@ def test_coverage_checks_stop_at_the_first_failure():
     req = validate_clicktocall(params())
     assert first_coverage_failure(req, country_supported, lambda cc, n: asked.append(n)) == 8
     assert asked == [("country", "1")]
+
+
+# -- progress webhooks: status_callback_url and status_events --
+
+PROGRESS_URL = "https://example.com/progress?site=7"
+
+
+@pytest.mark.parametrize(
+    ("raw", "events"),
+    [
+        ("", ("completed",)),  # blank: the default
+        ("completed", ("completed",)),
+        ("ringing", ("ringing",)),
+        ("completed,bridged,answered,ringing", ("ringing", "answered", "bridged", "completed")),
+        ("bridged,ringing", ("ringing", "bridged")),
+    ],
+)
+def test_status_events_with_a_url_come_in_event_order(raw, events):
+    req = validate_clicktocall(params(status_callback_url=PROGRESS_URL, status_events=raw))
+    assert req.status_callback_url == PROGRESS_URL
+    assert req.status_events == events
+    assert req.callback_url is None  # independent of the final callback
+
+
+def test_no_status_callback_url_means_no_webhooks():
+    req = validate_clicktocall(params(status_callback_url="", status_events=""))
+    assert (req.status_callback_url, req.status_events) == (None, ())
+    assert validate_clicktocall(params()).status_events == ()
+
+
+@pytest.mark.parametrize("raw", ["completed", "ringing,answered", "nonsense"])
+def test_status_events_without_a_status_callback_url_are_malformed(raw):
+    assert code_of(params(status_events=raw)) == 4
+    assert code_of(params(status_events=raw, status_callback_url="")) == 4
+    # The final callback's URL does not count.
+    assert code_of(params(status_events=raw, callback_url="https://example.com/cb")) == 4
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Ringing",
+        "RINGING",
+        "ringing ",
+        " ringing",
+        "ringing, answered",
+        "ringing,,answered",
+        "ringing,",
+        ",ringing",
+        ",",
+        "ringing,ringing",
+        "answered,bridged,answered",
+        "ring",
+        "hangup",
+        "ringing;answered",
+        "ringing answered",
+        "completed\x00",
+        "répondu",
+        "ringing,answered,bridged,completed,ringing",
+    ],
+)
+def test_bad_status_events_are_malformed(raw):
+    assert code_of(params(status_callback_url=PROGRESS_URL, status_events=raw)) == 4
+
+
+@pytest.mark.parametrize("value", [v for n, v in BAD_VALUES if n == "callback_url"])
+def test_status_callback_url_follows_the_callback_url_rules(value):
+    assert code_of(params(status_callback_url=value)) == 4
+    assert code_of(params(status_callback_url=value, status_events="ringing")) == 4
+
+
+def test_a_bad_status_callback_url_is_named_in_the_message():
+    with pytest.raises(RequestRejected) as caught:
+        validate_clicktocall(params(status_callback_url="ftp://example.com/x"))
+    assert "status_callback_url" in caught.value.message
+
+
+def test_repr_names_the_events_but_not_the_url():
+    text = repr(validate_clicktocall(params(status_callback_url=PROGRESS_URL,
+                                            status_events="answered,ringing")))
+    assert "status_events=ringing,answered" in text and "example.com" not in text

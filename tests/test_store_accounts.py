@@ -119,3 +119,12 @@ def test_changing_an_account_keeps_what_it_carries(store):
     credited = store.accounts.add_credits(account.id, 3)
     for changed in (disabled, credited):
         assert (changed.confirm, changed.own_numbers) == (False, {15557770000})
+
+
+def test_a_new_api_key_never_starts_with_a_dash(monkeypatch):
+    """`c2c keys set KEY --confirm on` would read a key starting with '-' as an option."""
+    from c2c.store import accounts
+
+    drawn = iter(["-starts-with-a-dash-0123456789abc", "fine-key-0123456789abcdefghijklm"])
+    monkeypatch.setattr(accounts.secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert accounts.new_api_key() == "fine-key-0123456789abcdefghijklm"

@@ -9,11 +9,13 @@ from c2c.api.auth import Authenticator
 from c2c.api.calls import CallResource, CallsResource
 from c2c.api.cdr import CdrResource
 from c2c.api.clicktocall import ClickToCallResource
+from c2c.api.hangup import HangupResource
 from c2c.api.health import HealthResource, ReadyResource
 from c2c.api.metrics_resource import MetricsResource
 from c2c.api.openapi import OpenApiResource
 from c2c.api.runtime import Runtime
 from c2c.calls.account_cache import AccountCache
+from c2c.calls.hangup import Hangups
 
 
 class C2CApp(falcon.App):
@@ -33,6 +35,9 @@ def create_app(runtime: Runtime) -> C2CApp:
                                       runtime.config.account_cache_seconds))
     app.add_route("/api/calls", CallsResource(runtime.store.call_views, auth))
     app.add_route("/api/calls/{call_id}", CallResource(runtime.store.call_views, auth))
+    hangups = Hangups(runtime.store, runtime.switches.__getitem__)
+    app.add_route("/api/calls/{call_id}/hangup",
+                  HangupResource(runtime.store.call_views, hangups, auth))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(runtime.store, runtime.switches))

@@ -23,6 +23,12 @@ from c2c.store.call_views import CallViews, Position
 _CALL_ID = re.compile(r"[0-9A-Za-z-]{1,36}")
 
 
+def call_id_of(raw: str) -> str | None:
+    """The call id a path names, as the store keeps ids (lower case: MySQL would match any
+    case, SQLite only this); None when it cannot name a call (never sent to the store)."""
+    return raw.lower() if _CALL_ID.fullmatch(raw) else None
+
+
 def write_json(resp: falcon.Response, payload: dict[str, Any]) -> None:
     resp.content_type = falcon.MEDIA_JSON
     resp.cache_control = ["no-store"]
@@ -36,9 +42,8 @@ class CallResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, call_id: str) -> None:
         account = self._auth.account(req.get_header("Authorization"), request_params(req))
-        # Lower case: ids are lower-case UUIDs, and MySQL would match any case, SQLite only this.
-        found = _CALL_ID.fullmatch(call_id)
-        row = self._views.get(account.id, call_id.lower()) if found else None
+        wanted = call_id_of(call_id)
+        row = self._views.get(account.id, wanted) if wanted is not None else None
         if row is None:
             raise not_found("this account has no call with this id")
         write_json(resp, call_json(row))

@@ -2,6 +2,10 @@
 
 The body is the bare code with HTTP 200, whatever happened (PHP clients read a 4xx as success);
 `Accept: application/json` gets a JSON object with a fitting HTTP status instead.
+
+An idempotent request (``Idempotency-Key`` header or ``request_id``, c2c.calls.idempotent) whose
+key was used before gets the first request's answer, written the same way (byte for byte in the
+same mode, the same X-C2C-Call-Id), plus ``Idempotent-Replayed: true``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from c2c.api.params import BodyTooLarge, request_params
 from c2c.calls.placement import CallPlacer, Placement
 
 log = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 MESSAGES = {
     0: "accepted: the call will be attempted shortly",
@@ -72,7 +79,7 @@ class ClickToCallResource:
         except BodyTooLarge:
             placement = Placement(4, "form body too large")
         else:
-            placement = self._placer.place(params)
+            placement = self._placer.place(params, req.get_header(IDEMPOTENCY_KEY_HEADER))
         write_placement(req, resp, placement)
         self._metrics.request_code(placement.code)
         self._metrics.observe_request(time.perf_counter() - started)
@@ -81,6 +88,8 @@ class ClickToCallResource:
 def write_placement(req: falcon.Request, resp: falcon.Response, placement: Placement) -> None:
     if placement.call_id:
         resp.set_header("X-C2C-Call-Id", placement.call_id)
+    if placement.replayed:
+        resp.set_header(REPLAYED_HEADER, "true")
     resp.cache_control = ["no-store"]
     if wants_json(req):
         resp.status = JSON_STATUS[placement.code]

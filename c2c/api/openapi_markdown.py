@@ -192,6 +192,21 @@ def _schema(document: Json, name: str, schema: Json) -> Iterator[str]:
     yield ""
 
 
+def _webhooks(document: Json) -> Iterator[str]:
+    """The requests c2c sends (OpenAPI 3.1 ``webhooks``), each as an operation."""
+    webhooks = document.get("webhooks") or {}
+    if not webhooks:
+        return
+    yield "## Webhooks"
+    yield ""
+    yield "Requests c2c sends to your endpoints."
+    yield ""
+    for name, item in webhooks.items():
+        for method in METHODS:
+            if method in item:
+                yield from _operation(document, f"(webhook {name})", method, item)
+
+
 def render(document: Json) -> str:
     info = document["info"]
     lines = [HEADER, "", f"# {info['title']} ({info['version']})", "", info["description"], ""]
@@ -201,6 +216,7 @@ def render(document: Json) -> str:
             for method in METHODS:
                 if method in item and tag["name"] in item[method].get("tags", ()):
                     lines += list(_operation(document, path, method, item))
+    lines += list(_webhooks(document))
     lines += ["## Schemas", ""]
     for name, schema in document["components"]["schemas"].items():
         lines += list(_schema(document, name, schema))

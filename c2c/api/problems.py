@@ -1,7 +1,8 @@
 """HTTP errors as RFC 9457 problem details (``application/problem+json``), for every route.
 
-A problem is ``{"type", "title", "status", "detail"}``. The types c2c defines are listed in
-PROBLEM_TYPES (and in the OpenAPI document's Problem schema); an error that means no more than
+A problem is ``{"type", "title", "status", "detail"}``, plus the extension members its type
+defines (RFC 9457 section 3.2: ``call-ended`` carries the call). The types c2c defines are
+listed in PROBLEM_TYPES (and in the OpenAPI document's Problem schema); an error that means no more than
 its HTTP status (404 for an unknown path, 405, 413...) has the type ``about:blank`` and the
 status's reason phrase as title, as RFC 9457 section 4.2.1 asks.
 
@@ -41,18 +42,25 @@ UNAUTHORIZED = ProblemType("urn:c2c:problem:unauthorized", 401, "Missing or unkn
 KEY_DISABLED = ProblemType("urn:c2c:problem:key-disabled", 403, "api_key is disabled")
 INVALID_PARAMETER = ProblemType("urn:c2c:problem:invalid-parameter", 400, "Invalid parameter")
 UNAVAILABLE = ProblemType("urn:c2c:problem:unavailable", 503, "Temporarily unavailable")
+CALL_ENDED = ProblemType("urn:c2c:problem:call-ended", 409, "The call has already ended")
 
-PROBLEM_TYPES = (UNAUTHORIZED, KEY_DISABLED, INVALID_PARAMETER, UNAVAILABLE)
+PROBLEM_TYPES = (UNAUTHORIZED, KEY_DISABLED, INVALID_PARAMETER, UNAVAILABLE, CALL_ENDED)
 
 
 class Problem(falcon.HTTPError):
     """An HTTP error of one of our problem types (a falcon HTTPError, so falcon renders it)."""
 
     def __init__(self, kind: ProblemType, detail: str,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None,
+                 extensions: Mapping[str, Any] | None = None) -> None:
         super().__init__(kind.status, title=kind.title, description=detail,
                          headers=dict(headers or {}))
         self.kind = kind
+        # Members of the type's own besides the four (never one of them).
+        self.extensions = {k: v for k, v in (extensions or {}).items() if k not in _MEMBERS}
+
+
+_MEMBERS = frozenset({"type", "title", "status", "detail"})
 
 
 def not_found(detail: str) -> falcon.HTTPError:
@@ -66,11 +74,13 @@ def unavailable() -> Problem:
 
 def problem_body(exc: falcon.HTTPError) -> dict[str, Any]:
     status = int(exc.status_code)
+    extensions: Mapping[str, Any] = {}
     if isinstance(exc, Problem):
-        kind_uri, title = exc.kind.uri, exc.kind.title
+        kind_uri, title, extensions = exc.kind.uri, exc.kind.title, exc.extensions
     else:
         kind_uri, title = "about:blank", _phrase(status)
-    return {"type": kind_uri, "title": title, "status": status, "detail": exc.description or title}
+    return {"type": kind_uri, "title": title, "status": status,
+            "detail": exc.description or title, **extensions}
 
 
 def _phrase(status: int) -> str:

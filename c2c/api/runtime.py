@@ -14,6 +14,7 @@ import gevent
 
 from c2c.api.metrics import OTHER_SWITCH, Metrics
 from c2c.callbacks.dispatcher import CallbackDispatcher
+from c2c.calls.idempotent import KEY_TTL_SECONDS
 from c2c.calls.listener import CallEventListener
 from c2c.calls.outcome import CallFacts, CallOutcome
 from c2c.calls.ownership import SwitchOwner, new_holder_id
@@ -127,6 +128,11 @@ class Runtime:
                 self.store.prune_flood(time.time() - self.config.flood_seconds)
             except C2CError as exc:
                 log.warning("pruning flood stamps failed: %s", exc)
+            # Idempotency keys count for 24 hours (older rows are never matched); then they go.
+            try:
+                self.store.idempotency.prune(time.time() - KEY_TTL_SECONDS)
+            except C2CError as exc:
+                log.warning("pruning idempotency keys failed: %s", exc)
 
     def stop(self) -> None:
         if not self._started:

@@ -1,13 +1,16 @@
-"""The callback dispatcher: greenlets that drain the callbacks outbox (DESIGN.md section 3).
+"""The callback dispatcher: greenlets that drain the two outboxes (DESIGN.md section 3): the final
+callbacks (store.callbacks, a signed GET) and the progress webhooks (store.progress, a signed POST).
 
-One claimer loop per worker claims due rows (atomically, for a lease: store.callbacks.claim_due)
-and hands each to a pool of sender greenlets. Every try ends in exactly one store call: delivered,
+Per outbox, one claimer loop per worker claims due rows (atomically, for a lease: claim_due) and
+hands each to a pool of sender greenlets. Every try ends in exactly one store call: delivered,
 rescheduled with backoff, or failed (past the horizon, or a URL that can never be sent). A worker
 killed mid-send leaves its claims to expire; the rows are then claimed again: delivery is at least
-once, and the receiver de-duplicates on X-C2C-Call-Id.
+once, and the receiver de-duplicates on X-C2C-Call-Id (a progress webhook: X-C2C-Delivery-Id).
 
-Idle, the loop polls every ``idle_interval`` seconds (one indexed query); ``wake()`` lets
-settlement nudge it so a fresh callback leaves within milliseconds.
+Idle, each loop polls every ``idle_interval`` seconds (one indexed query); ``wake()`` lets
+settlement nudge the callbacks' loop so a fresh callback leaves within milliseconds. The progress
+loop is not woken by settlements (most calls ask for no webhook: that would cost them a query
+each); it wakes itself when a webhook is finished, since the call's next one is then due.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gevent
@@ -23,7 +27,7 @@ import gevent.event
 import gevent.pool
 
 from c2c.callbacks.backoff import next_delay, should_give_up
-from c2c.callbacks.sender import SendResult, redact_url, send_callback
+from c2c.callbacks.sender import SendResult, redact_url, send_callback, send_progress
 from c2c.config import Config
 from c2c.errors import StoreError
 
@@ -72,6 +76,21 @@ class Outbox(Protocol):
 Sender = Callable[..., SendResult]
 
 
+@dataclass
+class _Lane:
+    """One outbox, how its rows are sent, and its claimer loop's state."""
+
+    outbox: Outbox
+    send: Callable[[Any], SendResult]  # one try of a claimed row
+    describe: Callable[[Any], str]  # the row, for log lines
+    on_attempt: Callable[[str], None]
+    pool: gevent.pool.Pool
+    wake: gevent.event.Event
+    # Finishing a row makes another due at once (the call's next progress webhook): look again.
+    chained: bool = False
+    loop: gevent.Greenlet | None = None
+
+
 class CallbackDispatcher:
     def __init__(
         self,
@@ -83,11 +102,15 @@ class CallbackDispatcher:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         send: Sender = send_callback,
+        post: Sender = send_progress,
         on_attempt: Callable[[str], None] | None = None,
+        on_progress_attempt: Callable[[str], None] | None = None,
     ) -> None:
+        """``concurrency``: senders per outbox. ``send`` / ``post``: one try of a callback /
+        a progress webhook (c2c.callbacks.sender). ``on_attempt`` / ``on_progress_attempt``:
+        metrics hooks, told "delivered", "retry" or "failed" after each try."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._outbox: Outbox = store.callbacks
         self._timeout = config.callback_timeout
         self._horizon = config.callback_horizon
         self._allow_private = config.callback_allow_private
@@ -96,70 +119,83 @@ class CallbackDispatcher:
         self._clock = clock
         self._rng = rng
         self._send = send
-        # Metrics hook: called with "delivered", "retry" or "failed" after each try.
-        self._on_attempt = on_attempt or (lambda result: None)
+        self._post = post
         # The sender's socket timeouts apply to each connect and read; this bounds the whole
         # exchange (a server trickling its headers), so that no send outlives its claim.
         self.send_deadline = self._timeout * 4 + 5.0
         self.lease_seconds = self.send_deadline + CLAIM_MARGIN_SECONDS
-        self._pool = gevent.pool.Pool(concurrency)
-        self._wake = gevent.event.Event()
+        self._callbacks = _Lane(
+            outbox=store.callbacks, send=self._send_callback, describe=lambda job: "callback",
+            on_attempt=on_attempt or _ignore, pool=gevent.pool.Pool(concurrency),
+            wake=gevent.event.Event())
+        self._progress = _Lane(
+            outbox=store.progress, send=self._send_progress,
+            describe=lambda job: f"progress webhook {job.event} (#{job.sequence})",
+            on_attempt=on_progress_attempt or _ignore, pool=gevent.pool.Pool(concurrency),
+            wake=gevent.event.Event(), chained=True)
+        self._lanes = (self._callbacks, self._progress)
         self._stopping = gevent.event.Event()
-        self._loop: gevent.Greenlet | None = None
 
     # -- lifecycle (in a gunicorn worker: start after the fork, stop at worker exit) --
 
     def start(self) -> None:
-        if self._loop is not None and not self._loop.dead:
-            return
         self._stopping.clear()
-        self._loop = gevent.spawn(self._claim_loop)
-        log.info("callback dispatcher started (%d senders)", self._concurrency)
+        for lane in self._lanes:
+            if lane.loop is None or lane.loop.dead:
+                lane.loop = gevent.spawn(self._claim_loop, lane)
+        log.info("callback dispatcher started (%d senders per outbox)", self._concurrency)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming; give sends in flight ``timeout`` s, then kill them (their claims expire
         and another worker sends them again)."""
         self._stopping.set()
-        self._wake.set()
-        if self._loop is not None:
-            self._loop.join(timeout)
-            self._loop.kill(block=False)
-            self._loop = None
-        if not self._pool.join(timeout):
-            log.warning("callback dispatcher: %d sends cut short at stop", len(self._pool))
-            self._pool.kill(block=True, timeout=1.0)
+        for lane in self._lanes:
+            lane.wake.set()
+        for lane in self._lanes:
+            if lane.loop is not None:
+                lane.loop.join(timeout)
+                lane.loop.kill(block=False)
+                lane.loop = None
+        for lane in self._lanes:
+            if not lane.pool.join(timeout):
+                log.warning("callback dispatcher: %d sends cut short at stop", len(lane.pool))
+                lane.pool.kill(block=True, timeout=1.0)
         log.info("callback dispatcher stopped")
 
     def wake(self) -> None:
         """Look for due callbacks now (settlement calls this after enqueueing one)."""
-        self._wake.set()
+        self._callbacks.wake.set()
 
     # -- one round, also the deterministic entry point for tests --
 
     def run_once(self, now: float | None = None) -> int:
-        """Claim what is due at ``now`` (default: the clock), send it all, wait; return the count."""
+        """Claim what is due at ``now`` (default: the clock) in both outboxes, send it all,
+        wait; return the count."""
         now = self._clock() if now is None else now
-        jobs = self._outbox.claim_due(now, self._concurrency, self.lease_seconds)
-        group = gevent.pool.Pool(self._concurrency)
-        for job in jobs:
-            group.spawn(self._deliver, job)
+        group = gevent.pool.Pool(self._concurrency * len(self._lanes))
+        claimed = 0
+        for lane in self._lanes:
+            jobs = lane.outbox.claim_due(now, self._concurrency, self.lease_seconds)
+            for job in jobs:
+                group.spawn(self._deliver, lane, job)
+            claimed += len(jobs)
         group.join()
-        return len(jobs)
+        return claimed
 
     # -- internals --
 
-    def _claim_loop(self) -> None:
+    def _claim_loop(self, lane: _Lane) -> None:
         woken = False
         while not self._stopping.is_set():
-            self._wake.clear()  # a wake() from here on is seen by the wait below
-            free = self._pool.free_count()
+            lane.wake.clear()  # a wake from here on is seen by the wait below
+            free = lane.pool.free_count()
             if free == 0:
-                self._pool.wait_available(timeout=self._idle_interval)
+                lane.pool.wait_available(timeout=self._idle_interval)
                 continue
             try:
-                # Woken by a settlement, something is due: no need to look before claiming.
-                jobs = self._outbox.claim_due(self._clock(), free, self.lease_seconds,
-                                              look_first=not woken)
+                # Woken, something is due: no need to look before claiming.
+                jobs = lane.outbox.claim_due(self._clock(), free, self.lease_seconds,
+                                             look_first=not woken)
             except StoreError as exc:
                 log.warning("callback dispatcher: claiming failed: %s", exc)
                 self._stopping.wait(STORE_ERROR_PAUSE)
@@ -169,34 +205,37 @@ class CallbackDispatcher:
                 self._stopping.wait(STORE_ERROR_PAUSE)
                 continue
             for job in jobs:
-                self._pool.spawn(self._deliver, job)
+                lane.pool.spawn(self._deliver, lane, job)
             if len(jobs) < free:  # all that is due has been taken: rest until due or woken
-                woken = self._wake.wait(self._idle_interval)
+                woken = lane.wake.wait(self._idle_interval)
             else:
                 woken = True  # a full claim: more may be due
 
-    def _deliver(self, job: Job) -> None:
+    def _deliver(self, lane: _Lane, job: Any) -> None:
         try:
-            result = self._send_within_deadline(job)
-            self._record(job, result, self._clock())
+            result = self._send_within_deadline(lane, job)
+            self._record(lane, job, result, self._clock())
         except StoreError as exc:
-            # The claim expires and the callback is tried again: at least once, never lost.
-            log.warning("call %s: callback outcome not recorded (%s); will retry", job.call_id, exc)
+            # The claim expires and the row is tried again: at least once, never lost.
+            log.warning("call %s: %s outcome not recorded (%s); will retry", job.call_id,
+                        lane.describe(job), exc)
         except Exception:
-            log.exception("call %s: unexpected error delivering the callback", job.call_id)
+            log.exception("call %s: unexpected error delivering the %s", job.call_id,
+                          lane.describe(job))
 
-    def _send_within_deadline(self, job: Job) -> SendResult:
+    def _send_callback(self, job: Job) -> SendResult:
+        return self._send(job.url, job.webhook_secret, job.call_id, self._timeout,
+                          self._allow_private, self._clock)
+
+    def _send_progress(self, job: Any) -> SendResult:
+        return self._post(job.url, job.webhook_secret, job.call_id, job.delivery_id, job.body,
+                          self._timeout, self._allow_private, self._clock)
+
+    def _send_within_deadline(self, lane: _Lane, job: Any) -> SendResult:
         deadline = gevent.Timeout(self.send_deadline)
         deadline.start()
         try:
-            return self._send(
-                job.url,
-                job.webhook_secret,
-                job.call_id,
-                self._timeout,
-                self._allow_private,
-                self._clock,
-            )
+            return lane.send(job)
         except gevent.Timeout as exc:
             if exc is not deadline:
                 raise
@@ -204,55 +243,53 @@ class CallbackDispatcher:
         finally:
             deadline.close()
 
-    def _record(self, job: Job, result: SendResult, at: float) -> None:
+    def _record(self, lane: _Lane, job: Any, result: SendResult, at: float) -> None:
         """Store the outcome of one try: delivered, retry later, or give up."""
         attempt = job.attempts + 1
+        what = lane.describe(job)
         if result.ok:
-            if self._outbox.mark_delivered(job.id, at=at, http_status=result.http_status):
-                self._on_attempt("delivered")
-                log.info(
-                    "call %s: callback delivered (HTTP %s, attempt %d)",
-                    job.call_id,
-                    result.http_status,
-                    attempt,
-                )
+            if lane.outbox.mark_delivered(job.id, at=at, http_status=result.http_status):
+                lane.on_attempt("delivered")
+                self._finished(lane)
+                log.info("call %s: %s delivered (HTTP %s, attempt %d)", job.call_id, what,
+                         result.http_status, attempt)
             else:
-                self._log_moved_on(job)
+                self._log_moved_on(job, what)
             return
 
         error = result.error or "failed"
         if not result.retryable or should_give_up(job.created_at, at, self._horizon):
-            if self._outbox.mark_failed(job.id, at=at, error=error, http_status=result.http_status):
-                self._on_attempt("failed")
-                log.warning(
-                    "call %s: callback to %s given up after %d attempt(s): %s",
-                    job.call_id,
-                    redact_url(job.url),
-                    attempt,
-                    error,
-                )
+            if lane.outbox.mark_failed(job.id, at=at, error=error,
+                                       http_status=result.http_status):
+                lane.on_attempt("failed")
+                self._finished(lane)
+                log.warning("call %s: %s to %s given up after %d attempt(s): %s", job.call_id,
+                            what, redact_url(job.url), attempt, error)
             else:
-                self._log_moved_on(job)
+                self._log_moved_on(job, what)
             return
 
         # The last try falls on the horizon itself rather than past it.
         retry_at = min(at + next_delay(attempt, self._rng), job.created_at + self._horizon)
-        if not self._outbox.reschedule(
+        if not lane.outbox.reschedule(
             job.id, at=at, next_attempt_at=retry_at, error=error, http_status=result.http_status
         ):
-            self._log_moved_on(job)
+            self._log_moved_on(job, what)
             return
-        self._on_attempt("retry")
-        log.info(
-            "call %s: callback to %s failed (attempt %d: %s); next try in %.1fs",
-            job.call_id,
-            redact_url(job.url),
-            attempt,
-            error,
-            retry_at - at,
-        )
+        lane.on_attempt("retry")
+        log.info("call %s: %s to %s failed (attempt %d: %s); next try in %.1fs", job.call_id,
+                 what, redact_url(job.url), attempt, error, retry_at - at)
 
     @staticmethod
-    def _log_moved_on(job: Job) -> None:
+    def _finished(lane: _Lane) -> None:
+        if lane.chained:
+            lane.wake.set()
+
+    @staticmethod
+    def _log_moved_on(job: Any, what: str) -> None:
         # Our claim outlived its lease and another worker finished the row meanwhile.
-        log.info("call %s: callback already settled by another worker; try kept", job.call_id)
+        log.info("call %s: %s already settled by another worker; try kept", job.call_id, what)
+
+
+def _ignore(result: str) -> None:
+    pass

@@ -1,4 +1,5 @@
-"""Sending one callback: a signed GET to the customer's URL, on a vetted address, no redirects.
+"""Sending one callback: a signed GET to the customer's URL, on a vetted address, no redirects;
+and one progress webhook, a signed POST of its JSON body, the same way (send_progress).
 
 The host is resolved here and every address it has is checked (address_guard); the connection
 then goes to one of those IPs, never to the name again, so a DNS answer that changes in between
@@ -121,6 +122,48 @@ def send_callback(
     ``timeout`` bounds connecting and each read. ``ca_certs`` replaces the system's trusted
     CAs (tests). Never raises for network or HTTP trouble: the result says what happened.
     """
+    return _send(url, secret, call_id, timeout, allow_private, now, resolve=resolve,
+                 ca_certs=ca_certs, method="GET", body=None, extra_headers={})
+
+
+def send_progress(
+    url: str,
+    secret: str,
+    call_id: str,
+    delivery_id: str,
+    body: str,
+    timeout: float,
+    allow_private: bool,
+    now: Callable[[], float] = time.time,
+    *,
+    resolve: Resolver = resolve_with_getaddrinfo,
+    ca_certs: str | None = None,
+) -> SendResult:
+    """POST ``body`` (a progress webhook's JSON, ASCII) to ``url`` once, as send_callback sends
+    a callback, except what is signed: the timestamp, a '.', and the body exactly as sent.
+    ``delivery_id`` is the same on every try of one webhook, so the receiver can de-duplicate.
+    """
+    return _send(url, secret, call_id, timeout, allow_private, now, resolve=resolve,
+                 ca_certs=ca_certs, method="POST", body=body.encode("ascii"),
+                 extra_headers={"Content-Type": "application/json",
+                                "X-C2C-Delivery-Id": delivery_id})
+
+
+def _send(
+    url: str,
+    secret: str,
+    call_id: str,
+    timeout: float,
+    allow_private: bool,
+    now: Callable[[], float],
+    *,
+    resolve: Resolver,
+    ca_certs: str | None,
+    method: str,
+    body: bytes | None,
+    extra_headers: dict[str, str],
+) -> SendResult:
+    """One signed request: a GET signed over its request target, or a POST over its body."""
     try:
         target = _Target.parse(url)
     except ValueError as exc:
@@ -133,6 +176,7 @@ def send_callback(
         return SendResult(False, None, f"cannot resolve {target.hostname}: {_describe(exc)}")
 
     timestamp = int(now())
+    signed = target.request_target if body is None else body.decode("ascii")
     headers = {
         "Host": target.host_header,
         "User-Agent": USER_AGENT,
@@ -141,7 +185,8 @@ def send_callback(
         "Connection": "close",
         "X-C2C-Call-Id": call_id,
         "X-C2C-Timestamp": str(timestamp),
-        "X-C2C-Signature": sign(secret, timestamp, target.request_target),
+        "X-C2C-Signature": sign(secret, timestamp, signed),
+        **extra_headers,
     }
     if target.authorization:
         headers["Authorization"] = target.authorization
@@ -157,7 +202,7 @@ def send_callback(
                 error = f"connect to {_show(address)}:{target.port} failed: {_describe(exc)}"
                 log.debug("call %s: %s", call_id, error)
                 continue
-            return _exchange(connection, target, headers)
+            return _exchange(connection, target, headers, method, body)
         finally:
             connection.close()
     return SendResult(False, None, error)
@@ -179,10 +224,13 @@ def _connection(
     )
 
 
-def _exchange(connection: HTTPConnection, target: _Target, headers: dict[str, str]) -> SendResult:
+def _exchange(connection: HTTPConnection, target: _Target, headers: dict[str, str],
+              method: str = "GET", body: bytes | None = None) -> SendResult:
     """Send the request on a connected ``connection`` and judge the answer by its status."""
     try:
-        connection.request("GET", target.request_target, headers=headers, preload_content=False)
+        # With a body, urllib3 adds its Content-Length (never chunked: it knows the length).
+        connection.request(method, target.request_target, body=body, headers=headers,
+                           preload_content=False)
         response = connection.getresponse()
     except (OSError, HTTPError, http.client.HTTPException) as exc:
         return SendResult(False, None, f"request failed: {_describe(exc)}")

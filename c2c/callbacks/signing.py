@@ -1,7 +1,8 @@
 """Callback signatures (DESIGN.md section 1): ``X-C2C-Signature: v1=<hex>`` (pure).
 
 ``<hex>`` is HMAC-SHA256, keyed with the account's webhook secret, of ``<timestamp>.<target>``,
-where ``<target>`` is the exact request target sent (path and query). ``verify`` is the reference
+where ``<target>`` is the exact request target sent (path and query); for a progress webhook
+(a POST), of ``<timestamp>.<body>``, the JSON body exactly as sent. ``verify`` is the reference
 for customers: a constant-time compare and a freshness window against replays.
 """
 

@@ -2,6 +2,8 @@
 
 Runs only in the worker that holds the switch's lease, off the connection's read loop. Every write
 is a forward-only UPDATE, so an event seen twice (or after a CDR) changes nothing the second time.
+Each move names the progress event it reports (ringing, answered, bridged): the store writes its
+webhook with the move, for a call that asked for it (c2c.store.progress).
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from typing import Any
 import gevent
 
 from c2c.calls import events as ev
+from c2c.calls import hangup
 from c2c.calls.estimate import remeasured
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.retry import HOLD_SECONDS, may_be_retried
 from c2c.calls.settle_batch import SettleBatcher
 from c2c.calls.settlement import Readiness, outcome_of, readiness
 from c2c.domain.confirmation import Confirmation
+from c2c.domain.progress import ProgressEvent
 from c2c.domain.states import CallState
 from c2c.domain.timing import CALLEE_RECHECK_SECONDS
 from c2c.errors import C2CError
 from c2c.esl.protocol import Event
-from c2c.store import Store
+from c2c.store import Report, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +57,32 @@ _ANSWER_FIELD = {ev.CALLER: "caller_answered_at", ev.CALLEE: "callee_answered_at
 # caller confirmed. Filled only over 'required' (c2c.store.calls), so a call that was not asked
 # pays nothing for it: it rides in the UPDATE the event makes anyway.
 _CONFIRMED = {"confirm": Confirmation.CONFIRMED.value}
+# Press 1: the caller leg's events carry group_confirm_key while the caller is asked (recording
+# 19). Calls whose caller answered so are remembered until their callee's leg is heard from: its
+# CHANNEL_PROGRESS then records 'confirmed' (GET /api/calls shows dialing_callee), with no round
+# trip for the callee legs of calls that were not asked. At most this many are remembered; a
+# call forgotten (or answered before this worker held the events) is confirmed by its callee's
+# answer or end, as before.
+_ASKS_KEY = "variable_group_confirm_key"
+MAX_ASKED = 50_000
+# A leg's event on a call the customer asked to end: the UPDATE leaves it alone, the row is
+# read, and the leg ended (c2c.calls.hangup).
+_UNLESS_HANGUP = ("hangup_requested_at",)
 
 
 class CallEventListener:
     def __init__(self, store: Store,
                  on_settled: Callable[[str, CallOutcome], None] | None = None,
-                 clock: Callable[[], float] = time.time, group_settles: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, group_settles: bool = False,
+                 end_legs: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         """``group_settles``: a call its leg ends complete is settled a moment later, with the
         others completed meanwhile, in one transaction (c2c.calls.settle_batch); for the
-        switch's event stream. Otherwise at once, before the handler returns."""
+        switch's event stream. Otherwise at once, before the handler returns. ``end_legs``:
+        ends a call's legs on this switch (a call whose hangup was requested: its legs that
+        appear are ended on sight)."""
         self._store = store
+        self._end_legs = end_legs
+        self._asked_key: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self._on_settled = on_settled
         self._clock = clock
         self._batcher = SettleBatcher(self._settle_group) if group_settles else None
@@ -80,38 +100,74 @@ class CallEventListener:
         elif name in ("CHANNEL_PROGRESS", "CHANNEL_ANSWER"):
             moment = ev.leg_moment(event)
             if moment is not None:
+                if name == "CHANNEL_ANSWER" and moment.leg == ev.CALLER and event.get(_ASKS_KEY):
+                    self._remember_asked(moment.call_id)
                 self.leg_moment(moment)
+
+    def _remember_asked(self, call_id: str) -> None:
+        self._asked_key[call_id] = None
+        if len(self._asked_key) > MAX_ASKED:
+            del self._asked_key[next(iter(self._asked_key))]
 
     def leg_moment(self, moment: ev.LegMoment) -> None:
         # One UPDATE per event: the moment's time filled in and the state moved together.
-        calls = self._store.calls
         at = moment.at or self._clock()
         if moment.event_name == "CHANNEL_PROGRESS" and moment.leg == ev.CALLER:
-            calls.advance(moment.call_id, [CallState.QUEUED], CallState.CALLER_RINGING,
-                          recheck_at=None)
+            self._advance(moment.call_id, [CallState.QUEUED], CallState.CALLER_RINGING,
+                          recheck_at=None, report=Report(ProgressEvent.RINGING, at),
+                          now=self._clock())
+        elif moment.event_name == "CHANNEL_PROGRESS":
+            # The callee's phone rings: the caller pressed 1 (only a caller asked is remembered).
+            if moment.call_id in self._asked_key:
+                del self._asked_key[moment.call_id]
+                self._store.calls.set_if_null(moment.call_id, _CONFIRMED)
         elif moment.event_name == "CHANNEL_ANSWER":
             fill = {_ANSWER_FIELD[moment.leg]: at}
             if moment.leg == ev.CALLER:
-                calls.advance(moment.call_id, [CallState.QUEUED, CallState.CALLER_RINGING],
-                              CallState.CALLER_ANSWERED, fill=fill, recheck_at=None)
+                self._advance(moment.call_id, [CallState.QUEUED, CallState.CALLER_RINGING],
+                              CallState.CALLER_ANSWERED, fill=fill, recheck_at=None,
+                              report=Report(ProgressEvent.ANSWERED, at), now=self._clock())
             else:
+                self._asked_key.pop(moment.call_id, None)
                 # The callee answering is what connects the two people; CHANNEL_BRIDGE alone can
                 # fire on early media before anyone answered.
                 self._bridged(moment.call_id, at, fill={**fill, **_CONFIRMED})
 
     def _bridged(self, call_id: str, at: float, *,
                  fill: Mapping[str, object] | None = None) -> None:
-        changed = self._store.calls.advance(
+        changed = self._advance(
             call_id,
             [CallState.QUEUED, CallState.CALLER_RINGING, CallState.CALLER_ANSWERED],
             CallState.BRIDGED,
             fill=fill,
             bridged_at=at,
+            report=Report(ProgressEvent.BRIDGED, at),
+            now=self._clock(),
         )
         if changed:
             log.debug("call %s: bridged", call_id)
 
+    def _advance(self, call_id: str, *args: Any, **kwargs: Any) -> bool:
+        """Calls.advance for an event saying a leg is there, on a call whose hangup was not
+        requested. On one whose hangup was, that UPDATE changes nothing and the row is read
+        (only then, and for an event seen twice): the move is made all the same (what the
+        switch says stays true: a bridge is billed as talked) and the legs are ended, also on a
+        call already settled (c2c.calls.hangup)."""
+        calls = self._store.calls
+        if calls.advance(call_id, *args, unless_set=_UNLESS_HANGUP, **kwargs):
+            return True
+        call = calls.get(call_id)
+        if call is None or not hangup.requested(call):
+            return False
+        changed = call["state"] != CallState.ENDED.value and calls.advance(call_id, *args,
+                                                                            **kwargs)
+        if self._end_legs is not None:
+            said = {**(kwargs.get("fill") or {}), **kwargs}
+            self._end_legs({**call, **{k: v for k, v in said.items() if k in call}})
+        return changed
+
     def leg_ended(self, end: ev.LegEnd) -> None:
+        self._asked_key.pop(end.call_id, None)
         fields: dict[str, object] = {
             f"{end.leg}_gone_at": end.ended_at or self._clock(),
             f"{end.leg}_hangup_cause": end.cause,

@@ -37,6 +37,7 @@ from typing import Any
 
 import gevent
 
+from c2c.calls import hangup
 from c2c.calls.estimate import bridged, settle_unseen
 from c2c.calls.lanes import EventLanes
 from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
@@ -88,7 +89,10 @@ class SwitchOwner:
         self._lease_name = lease_name(address.name)
         self.health = health or SwitchHealth(address.name, clock=clock)
         self.listener = CallEventListener(store, on_settled=on_settled, clock=clock,
-                                          group_settles=True)
+                                          group_settles=True, end_legs=self._end_legs)
+        # Calls whose hangup was requested and which are still not ended: when to look again
+        # (rebuilt by every sweep, so it holds only those; c2c.calls.hangup).
+        self._hangup_looks: dict[str, float] = {}
         self._events: EslConnection | None = None
         self._lanes: EventLanes | None = None
         self._loop: gevent.Greenlet | None = None
@@ -318,8 +322,61 @@ class SwitchOwner:
         silent_since = self._silent_since(self._clock())
         if silent_since is not None:
             self._settle_unreachable(silent_since)
-        for call in self._store.calls.needing_attention(self._address.name, self._clock()):
+        looks: dict[str, float] = {}
+        now = self._clock()
+        for call in self._store.calls.needing_attention(
+                self._address.name, now, hangups_before=now - hangup.LOOK_AGAIN_SECONDS):
+            if hangup.requested(call) and self._hangup_look_due(call["id"], looks):
+                self._look_at_hangup(call)
+            else:
+                self._examine(call, ask_switch=False)
+        self._hangup_looks = looks
+
+    # -- a call the customer asked to end (c2c.calls.hangup) ---------------------------------
+
+    def _end_legs(self, call: Mapping[str, Any]) -> None:
+        """End the call's legs here: one of its legs appeared after its hangup was requested."""
+        try:
+            hangup.end_legs(self._commands(), call)
+        except SwitchError as exc:  # looked at again by the sweep
+            log.warning("call %s: hangup requested, its leg not ended: %s", call["id"], exc)
+
+    def _hangup_look_due(self, call_id: str, looks: dict[str, float]) -> bool:
+        """Whether to look at this call now, every LOOK_AGAIN_SECONDS at most (no kill storm)."""
+        now = self._clock()
+        due_at = self._hangup_looks.get(call_id, now)
+        looks[call_id] = due_at if now < due_at else now + hangup.LOOK_AGAIN_SECONDS
+        return now >= due_at
+
+    def _look_at_hangup(self, call: Mapping[str, Any]) -> None:
+        """The call is still not ended a while after its hangup was requested: end its legs
+        again, or settle it now when none is on the switch and nothing of it was ever seen."""
+        if readiness(call, self._clock()) is Readiness.SETTLE or not self._switch_reachable():
             self._examine(call, ask_switch=False)
+            return
+        try:
+            found = hangup.end_legs(self._commands(), call)
+        except SwitchError as exc:
+            log.warning("call %s: hangup requested, its legs not ended: %s", call["id"], exc)
+            return
+        if found:
+            log.warning("call %s: hangup requested a while ago, a leg was still up: ended",
+                        call["id"])
+        elif hangup.untraced(call):
+            # Its originate never reached the switch (or is lost): nothing was dialed. Should a
+            # leg of it still appear, the listener ends it on sight.
+            self.listener.settle_decided([call["id"]], self._cancelled)
+        elif call["caller_gone_at"] is None:
+            if call["deadline_at"] > self._clock() + self._config.settle_grace:
+                self._no_trace(call)
+        else:
+            self._examine(call, ask_switch=True)
+
+    def _cancelled(self, call: Mapping[str, Any]) -> tuple[CallOutcome, float] | None:
+        """Decided on the row as locked: a trace recorded meanwhile is not overlooked."""
+        if not hangup.untraced(call):
+            return None
+        return hangup.cancelled_outcome(call), self._clock()
 
     # -- a switch out of reach ---------------------------------------------------------------
 
@@ -361,7 +418,7 @@ class SwitchOwner:
             if not quiet(call):
                 return None
             outcome, ended_at = settle_unseen(call, heard)
-            return outcome, now if ended_at is None else ended_at
+            return hangup.as_requested(call, outcome), now if ended_at is None else ended_at
 
         ids = [call["id"] for call in self._store.calls.in_flight(self._address.name)
                if quiet(call)]
@@ -465,6 +522,7 @@ class SwitchOwner:
         # nothing of this call: only the call's own alive_at counts).
         def decide(row: Mapping[str, Any]) -> tuple[CallOutcome, float]:
             outcome, ended_at = settle_unseen(row)
+            outcome = hangup.as_requested(row, outcome)
             return outcome, self._ended_at(row) if ended_at is None else ended_at
 
         log.warning("call %s: legs gone without a full trace; settling from what is known",

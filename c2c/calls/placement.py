@@ -8,6 +8,10 @@ atomically; everything before it only reads, so a rejected request leaves nothin
 Where the call goes and how its originate gets there (its first word awaited, a refusal before
 any leg existed sent once to another switch, 11 when none takes it) is c2c.calls.sending.
 
+A request with an idempotency key (the Idempotency-Key header or request_id) goes through
+c2c.calls.idempotent once 1, 5 and the parameters' 4 are decided: a duplicate replays the first
+request's answer and places nothing.
+
 Per call, from the account and the config: whether the caller must press 1 (the key's own
 setting, else C2C_CONFIRM), which of its numbers are the account's own (no flood stamp or check
 for them), and what each phone is shown and hears (c2c.calls.caller_id, c2c.calls.tones).
@@ -27,6 +31,7 @@ from c2c.callbacks.address_guard import check_url_host
 from c2c.calls.accept_groups import AcceptGroups
 from c2c.calls.account_cache import AccountCache
 from c2c.calls.caller_id import POLICY_OWN, caller_id_allowed, shown_ids
+from c2c.calls.idempotent import IdempotentRequests, fingerprint, idempotency_key
 from c2c.calls.originate import (
     OriginateSpec,
     PressToConnect,
@@ -56,6 +61,7 @@ class Placement:
     code: int
     message: str = ""
     call_id: str | None = None
+    replayed: bool = False  # the answer of an earlier request with the same idempotency key
 
 
 class CallPlacer:
@@ -76,10 +82,16 @@ class CallPlacer:
             ring_timeout=config.ring_timeout,
             settle_grace=config.settle_grace,
         ))
+        self._idempotent = IdempotentRequests(store.idempotency, clock)
 
-    def place(self, params: list[tuple[str, str]]) -> Placement:
+    def place(self, params: list[tuple[str, str]],
+              idempotency_header: str | None = None) -> Placement:
+        """The answer to a request; ``idempotency_header``: its Idempotency-Key, if any."""
+        return self._answer(lambda: self._place(params, idempotency_header))
+
+    def _answer(self, work: Callable[[], Placement]) -> Placement:
         try:
-            return self._place(params)
+            return work()
         except RequestRejected as rejected:
             return Placement(rejected.code, rejected.message)
         except StoreError as exc:
@@ -92,7 +104,7 @@ class CallPlacer:
             log.exception("unexpected error placing a call; answering 11")
             return Placement(11, "internal error")
 
-    def _place(self, params: list[tuple[str, str]]) -> Placement:
+    def _place(self, params: list[tuple[str, str]], idempotency_header: str | None) -> Placement:
         api_key = api_key_from(params)
         if not api_key:
             return Placement(1, "missing api_key")
@@ -102,8 +114,25 @@ class CallPlacer:
         if not account.enabled:
             return Placement(5, "api_key disabled")
         request = validate_clicktocall(params)
+        key = idempotency_key(request.request_id, idempotency_header)
+        if key is None:
+            return self._place_valid(account, request)
+        # The first request with the key places (its exceptions answered here, so that its
+        # answer is what gets kept); a duplicate gets that answer.
+        return self._idempotent.answer(
+            account.id, key, fingerprint(params),
+            lambda call_id: self._answer(lambda: self._place_valid(account, request, call_id)),
+            Placement,
+        )
+
+    def _place_valid(self, account: Account, request: ClickToCallRequest,
+                     call_id: str | None = None) -> Placement:
+        """The checks after 1, 5 and the parameters' 4, the accept and the originate; the call
+        is ``call_id`` (an idempotent request's, chosen when it claimed its key) or a new id."""
         if request.callback_url and not self._config.callback_allow_private:
             self._check_callback_host(request.callback_url)
+        if request.status_callback_url and not self._config.callback_allow_private:
+            self._check_callback_host(request.status_callback_url)
         if self._config.caller_id_policy == POLICY_OWN and not caller_id_allowed(
             request.caller_id, request.caller, account.own_numbers
         ):
@@ -124,7 +153,7 @@ class CallPlacer:
                 return Placement(3, "number on the Do-Not-Call list")
             raise
         now = self._clock()
-        call_id = str(uuid.uuid4())
+        call_id = call_id or str(uuid.uuid4())
         job_uuid, caller_uuid, callee_uuid = self._sender.new_ids(connection)
         confirm = self._confirm(account)
         new_call = NewCall(
@@ -136,6 +165,8 @@ class CallPlacer:
             callback_url=request.callback_url,
             secret=request.secret,
             max_duration=request.max_duration,
+            status_callback_url=request.status_callback_url,
+            status_events=request.status_events,
             switch=connection.name,
             job_uuid=job_uuid,
             caller_uuid=caller_uuid,

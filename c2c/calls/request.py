@@ -15,6 +15,10 @@ string or form body. Decisions where DESIGN.md is silent:
   parameters are ignored whatever they hold.
 - Whether a callback address is public is checked at delivery (callbacks.address_guard), not here:
   that needs DNS, and the answer can change between the request and the callback.
+- ``status_callback_url`` follows the ``callback_url`` rules. ``status_events`` is a comma list of
+  ``ringing``, ``answered``, ``bridged``, ``completed`` (exact names, no spaces, none twice);
+  blank means ``completed``. Events without a ``status_callback_url`` are malformed (4): a list
+  with nowhere to send it is a mistake better reported than ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from c2c.domain.progress import ProgressEvent, parse_events
 from c2c.errors import RequestRejected
 from c2c.numbers import PhoneNumber, parse_phone
 
@@ -31,6 +36,9 @@ MALFORMED = 4
 INVALID_API_KEY = 1
 
 API_KEY = "api_key"
+# An idempotent request's key, for clients that cannot set the Idempotency-Key header
+# (c2c.calls.idempotent); blank, like every optional parameter, means none.
+REQUEST_ID = "request_id"
 PHONE_FIELDS = (
     ("caller", "caller_country_code", "caller_phone_number"),
     ("callee", "callee_country_code", "callee_phone_number"),
@@ -46,6 +54,9 @@ KNOWN_PARAMETERS = frozenset(
         "caller_id",
         "callback_url",
         "secret",
+        "status_callback_url",
+        "status_events",
+        REQUEST_ID,
     }
 )
 
@@ -53,6 +64,7 @@ MAX_DURATION_MINUTES = 1440
 MAX_CALLBACK_URL_LENGTH = 2048
 MAX_SECRET_LENGTH = 30
 MAX_API_KEY_LENGTH = 256
+MAX_REQUEST_ID_LENGTH = 64
 
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _MAX_DURATION = re.compile(r"[1-9][0-9]{0,3}")
@@ -76,12 +88,17 @@ class ClickToCallRequest:
     caller_id: str  # digits the callee sees; '' = the caller's own number
     callback_url: str | None
     secret: str  # echoed in the callback; '' when not given
+    # Progress webhooks: where to POST them, and which events (in event order; () with no URL).
+    status_callback_url: str | None = None
+    status_events: tuple[ProgressEvent, ...] = ()
+    request_id: str | None = None  # an idempotency key (printable ASCII); None when not given
 
     def __repr__(self) -> str:  # the api_key and secret never reach a log line
         return (
             f"ClickToCallRequest(caller={self.caller.e164}, callee={self.callee.e164}, "
             f"max_duration={self.max_duration}, caller_id={self.caller_id!r}, "
-            f"callback_url={'set' if self.callback_url else None})"
+            f"callback_url={'set' if self.callback_url else None}, "
+            f"status_events={','.join(self.status_events) or None})"
         )
 
 
@@ -133,6 +150,8 @@ def validate_clicktocall(params: Iterable[tuple[str, str]]) -> ClickToCallReques
         raise RequestRejected(INVALID_API_KEY, "api_key missing, empty or repeated")
     values = _known_values(params)
     caller, callee = (_phone(values, role, cc, nat) for role, cc, nat in PHONE_FIELDS)
+    progress_url, progress_events = _progress(values.get("status_callback_url", ""),
+                                              values.get("status_events", ""))
     return ClickToCallRequest(
         api_key=api_key,
         caller=caller,
@@ -141,6 +160,9 @@ def validate_clicktocall(params: Iterable[tuple[str, str]]) -> ClickToCallReques
         caller_id=_caller_id(values.get("caller_id", "")),
         callback_url=_callback_url(values.get("callback_url", "")),
         secret=_secret(values.get("secret", "")),
+        status_callback_url=progress_url,
+        status_events=progress_events,
+        request_id=_request_id(values.get(REQUEST_ID, "")),
     )
 
 
@@ -175,23 +197,42 @@ def _secret(raw: str) -> str:
     return raw
 
 
-def _callback_url(raw: str) -> str | None:
+def _request_id(raw: str) -> str | None:
+    if len(raw) > MAX_REQUEST_ID_LENGTH:
+        raise _rejected(f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters")
+    return raw or None
+
+
+def _progress(url: str, events: str) -> tuple[str | None, tuple[ProgressEvent, ...]]:
+    """The progress webhooks' URL and events; (None, ()) when none are asked for."""
+    status_callback_url = _callback_url(url, "status_callback_url")
+    if status_callback_url is None:
+        if events:
+            raise _rejected("status_events needs a status_callback_url")
+        return None, ()
+    try:
+        return status_callback_url, parse_events(events)
+    except ValueError as exc:
+        raise _rejected(f"status_events: {exc}") from exc
+
+
+def _callback_url(raw: str, name: str = "callback_url") -> str | None:
     if raw == "":
         return None
     if len(raw) > MAX_CALLBACK_URL_LENGTH:
-        raise _rejected(f"callback_url is longer than {MAX_CALLBACK_URL_LENGTH} characters")
+        raise _rejected(f"{name} is longer than {MAX_CALLBACK_URL_LENGTH} characters")
     if not _URL_CHARACTERS.fullmatch(raw):
-        raise _rejected("callback_url holds characters a URL cannot carry unencoded")
+        raise _rejected(f"{name} holds characters a URL cannot carry unencoded")
     scheme, sep, rest = raw.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):
-        raise _rejected("callback_url must be an absolute http:// or https:// URL")
+        raise _rejected(f"{name} must be an absolute http:// or https:// URL")
     if "#" in rest:  # RFC 3986 absolute-URI has no fragment, and it is never sent anyway
-        raise _rejected("callback_url must not have a fragment")
+        raise _rejected(f"{name} must not have a fragment")
     authority = re.split(r"[/?]", rest, maxsplit=1)[0]
     if "@" in authority:
-        raise _rejected("callback_url must not carry credentials")
+        raise _rejected(f"{name} must not carry credentials")
     if not _valid_authority(authority):
-        raise _rejected("callback_url has no valid host and port")
+        raise _rejected(f"{name} has no valid host and port")
     return raw
 
 

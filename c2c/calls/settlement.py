@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
+from c2c.calls.hangup import as_requested
 from c2c.calls.outcome import CallFacts, CallOutcome
 from c2c.domain.confirmation import Confirmation
 from c2c.domain.states import CallState, Reason
@@ -74,7 +75,8 @@ def outcome_of(call: Mapping[str, Any]) -> CallOutcome:
         limit_minutes=int(call["max_minutes"]),
         caller_vars={"last_bridge_hangup_cause": call["callee_fate"] or ""},
     )
-    return dataclasses.replace(outcome, facts=CallFacts.of(call))
+    # A call the customer ended before the bridge: reason 1 (c2c.calls.hangup).
+    return as_requested(call, dataclasses.replace(outcome, facts=CallFacts.of(call)))
 
 
 # Columns only the callee's leg (or the caller's, once bridged) fills.

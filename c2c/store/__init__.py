@@ -10,8 +10,10 @@
 - ``store.calls`` (calls.py): call rows, forward-only state changes, settlement;
 - ``store.call_views`` (call_views.py): the customer's reads of its calls (one, or a page);
 - ``store.callbacks`` (callbacks.py): the callback outbox;
+- ``store.progress`` (progress.py): the progress webhooks outbox, in order per call;
 - ``store.leases`` (leases.py): who listens to which switch;
 - ``store.switch_states`` (switch_states.py): drain flags and the event holders' reports;
+- ``store.idempotency`` (idempotency.py): idempotent requests' keys and what they answered;
 - ``store.accept_call`` / ``cancel_call`` / ``prune_flood`` (accept.py): the one transaction that
   reserves credit, stamps flood protection and records a call; ``move_call`` and
   ``record_originate_error``, the two sides of sending a refused call to another switch.
@@ -47,9 +49,11 @@ from c2c.store.coverage import Coverage, CoverageRules
 from c2c.store.db import Database
 from c2c.store.dnc import Dnc, DncImportResult
 from c2c.store.engine import make_engine
+from c2c.store.idempotency import IdempotencyKeys
 from c2c.store.leases import Lease, Leases
 from c2c.store.ledger import Ledger, LedgerProblem
 from c2c.store.own_numbers import OwnNumbers
+from c2c.store.progress import Progress, ProgressJob, ProgressStatus, Report
 from c2c.store.switch_states import SwitchStates
 
 __all__ = [
@@ -65,6 +69,9 @@ __all__ = [
     "Move",
     "NewCall",
     "Outcome",
+    "ProgressJob",
+    "ProgressStatus",
+    "Report",
     "SettledOutcome",
     "Store",
     "make_engine",
@@ -83,8 +90,10 @@ class Store:
         self.calls = Calls(self._db)
         self.call_views = CallViews(self._db)
         self.callbacks = Callbacks(self._db)
+        self.progress = Progress(self._db)
         self.leases = Leases(self._db)
         self.switch_states = SwitchStates(self._db)
+        self.idempotency = IdempotencyKeys(self._db)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

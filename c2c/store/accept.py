@@ -58,6 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, sqlite
 
 from c2c.domain.confirmation import Confirmation
+from c2c.domain.progress import encode_events
 from c2c.domain.states import CallState
 from c2c.domain.timing import QUEUED_RECHECK_SECONDS
 from c2c.errors import RequestRejected, StoreError
@@ -106,6 +107,10 @@ class NewCall:
     # Seconds the call may spend between the caller's answer and dialing the callee (press 1's
     # prompt and its timeout): added to the deadline, so no live call is swept as overdue.
     setup_seconds: int = 0
+    # Progress webhooks (c2c.domain.progress): where to POST them and which events; none
+    # without a URL.
+    status_callback_url: str | None = None
+    status_events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,7 @@ def _checks(count: int, flooded: int, locking: bool) -> Select[Any]:
 
 
 def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> dict[str, object]:
+    asked = encode_events(call.status_events) if call.status_callback_url else None
     return {
         "id": call.id,
         "account_id": call.account_id,
@@ -341,6 +347,9 @@ def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> di
         "caller_uuid": call.caller_uuid,
         "callee_uuid": call.callee_uuid,
         "confirm": Confirmation.REQUIRED.value if call.confirm else None,
+        # NULL unless webhooks were asked for: the event path then pays nothing for the call.
+        "status_callback_url": call.status_callback_url if asked else None,
+        "status_events": asked,
         "created_at": now,
         "deadline_at": deadline_at,
         # If no event has moved the call by then, the listener looks for it on the switch.

@@ -33,7 +33,12 @@ def hash_api_key(api_key: str) -> str:
 
 
 def new_api_key() -> str:
-    return secrets.token_urlsafe(24)  # 32 URL-safe characters, 192 bits
+    """32 URL-safe characters, 192 bits, never starting with '-': the operator passes keys to
+    `c2c keys|numbers ... KEY_OR_ID`, where a leading '-' reads as an option."""
+    while True:
+        key = secrets.token_urlsafe(24)
+        if not key.startswith("-"):
+            return key
 
 
 def new_webhook_secret() -> str:

@@ -16,9 +16,11 @@ from sqlalchemy import Connection, Update, and_, bindparam, case, func, insert, 
 
 from c2c.domain.callback_url import build_callback_url
 from c2c.domain.confirmation import Confirmation
+from c2c.domain.progress import ProgressEvent, decode_events
 from c2c.domain.states import IN_FLIGHT, CallState
 from c2c.store import ledger, schema
 from c2c.store.db import Database
+from c2c.store.progress import Report, write_events
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ _FIXED = frozenset(
         "ended_at",
         "estimated",
         "corrected_at",
+        "status_callback_url",
+        "status_events",
+        "hangup_requested_at",  # only request_hangup() sets it
     }
 )
 SETTABLE_FIELDS = frozenset(schema.calls.c.keys()) - _FIXED
@@ -191,12 +196,23 @@ class Calls:
         *,
         fill: Mapping[str, Any] | None = None,
         requires: Iterable[str] = (),
+        report: Report | None = None,
+        now: float | None = None,
+        unless_set: Iterable[str] = (),
         **fields: Any,
     ) -> bool:
         """Move the call to ``to_state`` (setting ``fields``) if it is in one of ``from_states``
         and every column named in ``requires`` is set; in the same UPDATE, fill the ``fill``
         fields that are still empty (as set_if_null), whether or not the state moves (so
-        ``fill={"confirm": "confirmed"}`` costs no round trip of its own).
+        ``fill={"confirm": "confirmed"}`` costs no round trip of its own). A row on which a
+        column named in ``unless_set`` is set is left alone altogether (its caller reads it
+        then: for ``hangup_requested_at``, c2c.calls.listener; the common case stays one UPDATE).
+
+        ``report``: the progress event this move reports. When the state moves and the call
+        asked for that event, its webhook is written in the same transaction (_advance_asking).
+        The UPDATE leaves such calls alone, so a call that asked for none (or for others) still
+        costs this one statement; only when it changes nothing is the row read. ``now``: when
+        the webhook is written (default: the clock).
 
         Forward only: every from-state must come before to_state, and 'ended' is reached only
         through settle(). Returns whether the row changed (False: nothing to do, e.g. the same
@@ -212,24 +228,40 @@ class Calls:
             )
         given = {name: value for name, value in (fill or {}).items() if value is not None}
         required = tuple(sorted(requires))
+        unless = tuple(sorted(unless_set))
         _check_fields({**fields, **given})
         _check_fields(dict.fromkeys(required))
-        statement = _advance_statement(
-            tuple(sorted(s.value for s in sources)), target.value, tuple(fields), tuple(given),
-            required)
+        for name in unless:
+            if name not in schema.calls.c:
+                raise ValueError(f"not a column of calls: {name}")
+        shape = (tuple(sorted(s.value for s in sources)), target.value, tuple(fields),
+                 tuple(given), required, unless)
+        statement = _advance_statement(*shape)
         params = {"b_id": call_id, **{f"b_set_{k}": v for k, v in fields.items()},
                   **{f"b_fill_{k}": v for k, v in given.items()}}
         with self._db.write() as conn:
-            changed = conn.execute(statement, params).rowcount
+            if report is None:
+                changed = conn.execute(statement, params).rowcount
+            else:
+                changed = conn.execute(_advance_statement(*shape, unasked=report.event),
+                                       params).rowcount
+                if not changed:
+                    changed = _advance_asking(conn, call_id, statement, params, sources,
+                                              required, report,
+                                              time.time() if now is None else now)
         if changed:
             log.debug("call %s -> %s", call_id, target.value)
         return bool(changed)
 
-    def needing_attention(self, switch: str, now: float) -> list[dict[str, Any]]:
+    def needing_attention(self, switch: str, now: float, *,
+                          hangups_before: float | None = None) -> list[dict[str, Any]]:
         """Unsettled calls on ``switch`` that may be ready to settle or need a look: a leg's end
-        or an originate error is recorded, the recheck time or the deadline has come. A
-        superset: the caller decides (c2c.calls.settlement.readiness)."""
+        or an originate error is recorded, the recheck time or the deadline has come, or (with
+        ``hangups_before``) its hangup was requested before then. A superset: the caller
+        decides (c2c.calls.settlement.readiness, c2c.calls.hangup)."""
         c = schema.calls
+        hangups = ([] if hangups_before is None
+                   else [c.c.hangup_requested_at <= hangups_before])
         query = (
             select(c)
             .where(
@@ -241,6 +273,7 @@ class Calls:
                     c.c.originate_error.is_not(None),
                     c.c.recheck_at <= now,
                     c.c.deadline_at <= now,
+                    *hangups,
                 ),
             )
             .order_by(c.c.created_at)
@@ -396,6 +429,31 @@ class Calls:
         with self._db.write() as conn:
             return int(conn.execute(statement).rowcount)
 
+    def request_hangup(self, call_id: str, account_id: int, at: float) -> bool:
+        """Record that the account asked to end its call (POST /api/calls/{id}/hangup), once:
+        only on a call not ended, not asked before, with no leg's end and no originate error
+        recorded (such a call is ending by itself). Forward only: the first request's time
+        stays. Returns whether this request recorded it."""
+        c = schema.calls
+        statement = (
+            update(c)
+            .where(
+                c.c.id == call_id,
+                c.c.account_id == account_id,
+                c.c.state.in_(_IN_FLIGHT),
+                c.c.hangup_requested_at.is_(None),
+                c.c.caller_gone_at.is_(None),
+                c.c.callee_gone_at.is_(None),
+                c.c.originate_error.is_(None),
+            )
+            .values(hangup_requested_at=at)
+        )
+        with self._db.write() as conn:
+            recorded = bool(conn.execute(statement).rowcount)
+        if recorded:
+            log.info("call %s: hangup requested", call_id)
+        return recorded
+
     def set_fields(self, call_id: str, fields: Mapping[str, Any]) -> bool:
         """Overwrite bookkeeping fields (e.g. push recheck_at or deadline_at later), whatever
         the state. Returns whether the call exists."""
@@ -482,6 +540,30 @@ class Calls:
             query = query.where(c.c.account_id == account_id)
         with self._db.read() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _advance_asking(
+    conn: Connection,
+    call_id: str,
+    statement: Update,
+    params: Mapping[str, Any],
+    sources: set[CallState],
+    required: tuple[str, ...],
+    report: Report,
+    now: float,
+) -> int:
+    """advance() for a call its first UPDATE left alone: one that asked for ``report``'s event
+    (or an event with nothing to change). Under the row's lock, the UPDATE again, and the
+    webhook if the state moves (written at ``now``). Returns the rows changed."""
+    call = conn.execute(_GET_LOCKED, {"b_id": call_id}).mappings().first()
+    if call is None or report.event not in decode_events(call["status_events"]):
+        return 0
+    moves = _state(call["state"]) in sources and all(call[name] is not None
+                                                      for name in required)
+    changed = int(conn.execute(statement, params).rowcount)
+    if moves and changed:  # not moved when the UPDATE left the row alone (``unless_set``)
+        write_events(conn, [(dict(call), [report])], now)
+    return changed
 
 
 def _settle(
@@ -598,6 +680,24 @@ def _settle_rows(
     ]
     if callbacks:
         conn.execute(_INSERT_CALLBACK, callbacks)
+    reports = [({**call, **result}, _settlement_reports({**call, **result}))
+               for call, result in ended if call["status_events"]]
+    if reports:
+        write_events(conn, reports, now)
+
+
+def _settlement_reports(call: Mapping[str, Any]) -> list[Report]:
+    """What a settled row (``call`` with its result) reports: ``completed`` at its end, after
+    ``answered`` and ``bridged`` when the row shows them (write_events keeps only those asked
+    for and not yet written: events whose moment was never heard, say a listener that took
+    over mid-call, go out before ``completed``, with the times the row recorded)."""
+    reports = []
+    if call["caller_answered_at"] is not None:
+        reports.append(Report(ProgressEvent.ANSWERED, float(call["caller_answered_at"])))
+    if call["answered"] and call["bridged_at"] is not None:
+        reports.append(Report(ProgressEvent.BRIDGED, float(call["bridged_at"])))
+    reports.append(Report(ProgressEvent.COMPLETED, float(call["ended_at"])))
+    return reports
 
 
 def _fill_or_correct(
@@ -705,11 +805,18 @@ def _advance_statement(
     fields: tuple[str, ...],
     fill: tuple[str, ...],
     requires: tuple[str, ...],
+    unless: tuple[str, ...] = (),
+    unasked: ProgressEvent | None = None,
 ) -> Update:
-    """The UPDATE of Calls.advance for one shape of arguments (a handful exist)."""
+    """The UPDATE of Calls.advance for one shape of arguments (a handful exist); with
+    ``unasked``, only of a call that did not ask for that progress event."""
     c = _c
     movable = and_(c.c.state.in_(sources), *(c.c[name].is_not(None) for name in requires))
-    where = c.c.id == bindparam("b_id")
+    where = and_(c.c.id == bindparam("b_id"), *(c.c[name].is_(None) for name in unless))
+    if unasked is not None:
+        # The names never contain one another, so a substring test is exact.
+        where = and_(where, or_(c.c.status_events.is_(None),
+                                c.c.status_events.not_like(f"%{unasked.value}%")))
     if not fill:
         values = {name: bindparam(f"b_set_{name}", type_=c.c[name].type) for name in fields}
         return update(c).where(where, movable).values(state=target, **values)

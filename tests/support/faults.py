@@ -8,13 +8,17 @@
 - ``TcpProxy``: a loopback TCP proxy that can be cut (connections reset, new ones refused) and
   restored on the same port: "the database is down" without touching the shared MariaDB;
 - ``Tally``: what the store and the callback receiver say once the dust settles, the exact
-  counts the tests assert and print.
+  counts the tests assert and print;
+- ``FleetDeployment``: the same with several simulator processes behind one gunicorn (each its
+  own switch), to freeze, pause, fill or drain one of them (tests/test_fleet_faults.py), with
+  ``esl_api`` to talk to a switch as an operator's fs_cli would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -23,19 +27,28 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from c2c.esl.protocol import Frame, FrameParser, encode_command
 from c2c.store import Store, schema
 from tests.callback_receiver import CallbackReceiver
 from tests.support.deployment import DEFAULT_CALL, Deployment
-from tests.support.processes import REPO, GunicornProcess, SimulatorProcess, free_port, wait_until
+from tests.support.processes import (
+    REPO,
+    GunicornProcess,
+    SimulatorProcess,
+    free_port,
+    http_get,
+    wait_until,
+)
 
 CDR_USER = "c2c"
 CDR_PASSWORD = "fault-cdr-pw"
@@ -84,9 +97,18 @@ def c2c_command() -> list[str]:
 
 
 def run_c2c(
-    database_url: str, *args: str, timeout: float = 60.0
+    database_url: str,
+    *args: str,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "C2C_DATABASE_URL": database_url, "C2C_LOG_LEVEL": "WARNING"}
+    """``c2c ARGS`` on ``database_url``; ``env``: more settings (e.g. C2C_SWITCHES)."""
+    env = {
+        **os.environ,
+        "C2C_DATABASE_URL": database_url,
+        "C2C_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
     return subprocess.run(
         [*c2c_command(), *args],
         env=env,
@@ -136,21 +158,7 @@ class FaultDeployment(Deployment):
         created = self.store.accounts.create("faults", self.credits)
         self.account_id, self.api_key, self.webhook_secret = created
         self.receiver.start()
-        extra = list(self.simulator_args)
-        if self.cdr:
-            self.spool.mkdir(exist_ok=True)
-            extra += [
-                "--cdr-url",
-                f"http://127.0.0.1:{self.port}/internal/cdr",
-                "--cdr-cred",
-                f"{CDR_USER}:{CDR_PASSWORD}",
-                "--cdr-spool",
-                str(self.spool),
-                "--cdr-retries",
-                "2",
-                "--cdr-delay",
-                "0.5",
-            ]
+        extra = [*self.simulator_args, *self._cdr_args()]
         self._simulator_extra = extra
         self.simulator = SimulatorProcess(
             self.workdir,
@@ -163,6 +171,24 @@ class FaultDeployment(Deployment):
             self.workdir, self.env(), workers=self.workers, port=self.port
         ).start()
         self.gunicorn.wait_ready()
+
+    def _cdr_args(self) -> list[str]:
+        """The simulator's options to POST its CDRs to this gunicorn (none without ``cdr``)."""
+        if not self.cdr:
+            return []
+        self.spool.mkdir(exist_ok=True)
+        return [
+            "--cdr-url",
+            f"http://127.0.0.1:{self.port}/internal/cdr",
+            "--cdr-cred",
+            f"{CDR_USER}:{CDR_PASSWORD}",
+            "--cdr-spool",
+            str(self.spool),
+            "--cdr-retries",
+            "2",
+            "--cdr-delay",
+            "0.5",
+        ]
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -210,6 +236,175 @@ class FaultDeployment(Deployment):
             "callback_url": self.receiver.url("/cb?order=42"),
             **overrides,
         }
+
+
+# --------------------------------------------------------------------------------------------
+# Several switches
+
+SWITCH_PASSWORD = "e2e-secret"
+
+
+def esl_api(port: int, password: str, command: str, timeout: float = 5.0) -> str:
+    """``api COMMAND`` on the switch at 127.0.0.1:``port``, over an Event Socket connection of
+    its own, as an operator's fs_cli sends it: the command's output (``+OK ...``, ``-ERR ...``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        parser = FrameParser()
+        frames: deque[Frame] = deque()
+
+        def next_frame() -> Frame:
+            while not frames:
+                data = sock.recv(65536)  # bounded by the socket's timeout
+                if not data:
+                    raise ConnectionError(f"the switch on port {port} closed the connection")
+                frames.extend(parser.feed(data))
+            return frames.popleft()
+
+        def reply_to(line: str, content_type: str) -> Frame:
+            sock.sendall(encode_command(line))
+            while True:
+                frame = next_frame()
+                if frame.content_type == content_type:
+                    return frame
+
+        greeting = next_frame()
+        if greeting.content_type != "auth/request":
+            raise ConnectionError(f"unexpected greeting {greeting!r}")
+        auth = reply_to(f"auth {password}", "command/reply")
+        if not auth.reply_text.startswith("+OK"):
+            raise ConnectionError(f"auth refused: {auth.reply_text}")
+        return reply_to(f"api {command}", "api/response").body.decode("utf-8", "replace")
+
+
+class StdoutLines:
+    """What a child prints on stdout after start-up, read line by line in a thread (the
+    simulator prints FROZEN or THAWED as SIGUSR1 freezes or thaws it)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                self._lines.put(raw.decode("utf-8", "replace").strip())
+        except (OSError, ValueError):  # closed as the process is stopped
+            pass
+
+    def wait_for(self, wanted: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"{wanted!r} not printed within {timeout} s") from None
+            if line == wanted:
+                return
+
+
+class FleetDeployment(FaultDeployment):
+    """A FaultDeployment with one simulator process per entry of ``switch_args`` (that switch's
+    own options, after the shared ``simulator_args`` and the CDR ones), listed in C2C_SWITCHES in
+    that order; ``simulator`` is the first. Index ``i`` below is a switch's place in that list."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str,
+        *,
+        switch_args: Sequence[Sequence[str]] = ((), ()),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(workdir, database_url, **kwargs)
+        self.switch_args = [list(args) for args in switch_args]
+        self.simulators: list[SimulatorProcess] = []
+        self._stdout: list[StdoutLines] = []
+
+    def start(self) -> None:
+        self.store.upgrade()
+        created = self.store.accounts.create("fleet faults", self.credits)
+        self.account_id, self.api_key, self.webhook_secret = created
+        self.receiver.start()
+        shared = [*self.simulator_args, *self._cdr_args()]
+        for args in self.switch_args:
+            simulator = SimulatorProcess(
+                self.workdir,
+                password=SWITCH_PASSWORD,
+                time_scale=self.time_scale,
+                scenario=self.scenario,
+                extra=[*shared, *args],
+            ).start()
+            self.simulators.append(simulator)
+            assert simulator.process is not None and simulator.process.stdout is not None
+            self._stdout.append(StdoutLines(simulator.process.stdout))
+        self.simulator = self.simulators[0]
+        self.gunicorn = GunicornProcess(
+            self.workdir, self.env(), workers=self.workers, port=self.port
+        ).start()
+        self.gunicorn.wait_ready()
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["C2C_SWITCHES"] = ",".join(simulator.switch_url for simulator in self.simulators)
+        return env
+
+    def stop(self) -> None:
+        for process in (self.gunicorn, *self.simulators):
+            if process is not None:
+                process.stop()
+        self.receiver.stop()
+        self.store.dispose()
+
+    @property
+    def names(self) -> list[str]:
+        """Each switch's name (HOST:PORT, as calls.switch and `c2c switches` say it)."""
+        return [f"127.0.0.1:{simulator.port}" for simulator in self.simulators]
+
+    def api(self, index: int, command: str) -> str:
+        """``api COMMAND`` on switch ``index`` (e.g. ``fsctl pause``)."""
+        return esl_api(self.simulators[index].port, SWITCH_PASSWORD, command)
+
+    def freeze(self, index: int) -> None:
+        """Switch ``index`` freezes: its connections stay open, nothing is written to any."""
+        self._toggle_freeze(index, "FROZEN")
+
+    def thaw(self, index: int) -> None:
+        self._toggle_freeze(index, "THAWED")
+
+    def _toggle_freeze(self, index: int, said: str) -> None:
+        os.kill(self.simulators[index].pid, signal.SIGUSR1)
+        self._stdout[index].wait_for(said)
+
+    def c2c(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``c2c ARGS`` as the operator runs it, with this deployment's switches configured."""
+        return run_c2c(self.database_url, *args, env={"C2C_SWITCHES": self.env()["C2C_SWITCHES"]})
+
+    def switch_rows(self) -> dict[str, dict[str, Any]]:
+        """`c2c switches list --json`, by switch name."""
+        listed = self.c2c("switches", "list", "--json")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        return {row["name"]: row for row in json.loads(listed.stdout)}
+
+    def ready_view(self) -> dict[str, dict[str, Any]]:
+        """/readyz's view of each switch, from whichever worker answers."""
+        assert self.gunicorn is not None
+        _, _, body = http_get(self.gunicorn.base_url + "/readyz", timeout=5)
+        switches: dict[str, dict[str, Any]] = json.loads(body)["switches"]
+        return switches
+
+    def usable_everywhere(self, index: int, usable: bool, in_a_row: int = 12) -> None:
+        """Until /readyz says switch ``index`` is (or is not) usable ``in_a_row`` times running
+        (each answer may come from another worker, and each worker judges on its own)."""
+        name, streak = self.names[index], [0]
+
+        def agreed() -> bool:
+            streak[0] = streak[0] + 1 if self.ready_view()[name]["usable"] is usable else 0
+            return streak[0] >= in_a_row
+
+        wait_until(agreed, 30, 0.02, f"{name} {'usable' if usable else 'unusable'} everywhere")
+
+    def holder_of(self, index: int) -> str | None:
+        """Who holds switch ``index``'s event lease now, if anyone."""
+        return self.store.leases.holder_of(f"switch:{self.names[index]}", time.time())
 
 
 # --------------------------------------------------------------------------------------------
