@@ -194,6 +194,9 @@ def test_a_hangup_heard_while_the_store_is_down_is_applied_when_it_is_back(
         with harness(proxied, grace=120, lease_seconds=3) as h:
             call_id = place(h)
             bridged = wait_state(h, call_id, "bridged")
+            # Talk a whole second first: billsec is whole seconds, and a call killed within the
+            # second it was bridged bills 0 minutes, which is not what this test is about.
+            gevent_wait(lambda: time.time() > bridged["bridged_at"] + 1.2, 5, message="talk")
             owner = h.owners[0]
             lease = f"switch:{h.connection.name}"
             # Right after a renewal, so that the hangup is heard before the next one fails.
