@@ -36,7 +36,9 @@ from c2c.config import Config
 from c2c.domain.switch_state import SwitchLoad
 from c2c.errors import StoreError
 from c2c.esl.choice import SwitchView
-from c2c.store import Store
+from c2c.store import SettledOutcome, Store, backlog
+from c2c.store.backlog import LAG_WINDOW_SECONDS, Backlog, BacklogSnapshot
+from tests.callback_receiver import CallbackReceiver
 from tests.conftest import ACCEPT_DEFAULTS, CallFactory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +89,11 @@ class BrokenStore:
     calls = BrokenCalls()
 
 
+class BrokenBacklog:
+    def read(self, now: float) -> BacklogSnapshot:
+        raise StoreError("database is gone")
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store = Store.from_url(f"sqlite:///{tmp_path / 'c2c.sqlite3'}")
@@ -96,10 +103,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 
 
 def metrics_client(
-    metrics: Metrics, store, states: dict[str, str | SwitchView]
+    metrics: Metrics, store, states: dict[str, str | SwitchView], backlog=None
 ) -> falcon.testing.TestClient:
     app = falcon.App()
-    app.add_route("/metrics", MetricsResource(metrics, store, FakeSwitches(states)))
+    app.add_route("/metrics", MetricsResource(metrics, store, FakeSwitches(states), backlog))
     return falcon.testing.TestClient(app)
 
 
@@ -221,10 +228,20 @@ def test_calls_in_flight_come_from_the_store(sqlite_store: Store, make_call: Cal
 def test_a_store_error_is_reported_not_a_500() -> None:
     metrics = Metrics()
     metrics.request_code(1)
-    samples = scrape(metrics_client(metrics, BrokenStore(), {"fs1:8021": "connected"}))
+    samples = scrape(metrics_client(metrics, BrokenStore(), {"fs1:8021": "connected"},
+                                    BrokenBacklog()))
     assert value(samples, "c2c_store_up") == 0
     assert not any(name == "c2c_calls_in_flight" for name, _ in samples)
     assert value(samples, "c2c_requests_total", code="1") == 1  # the rest is still there
+
+
+def test_a_backlog_that_cannot_be_read_marks_the_store_down(sqlite_store: Store) -> None:
+    samples = scrape(metrics_client(Metrics(), sqlite_store, {"fs1:8021": "connected"},
+                                    BrokenBacklog()))
+    assert value(samples, "c2c_store_up") == 0
+    read_from_store = {"c2c_calls_in_flight", "c2c_callbacks_pending", "c2c_callbacks_due",
+                       "c2c_progress_webhooks_pending"}
+    assert not read_from_store & {name for name, _ in samples}
 
 
 def test_settled_outcome_names() -> None:
@@ -243,8 +260,24 @@ def test_settled_outcome_names() -> None:
 def test_an_unknown_callback_result_is_not_counted() -> None:
     metrics = Metrics()
     metrics.callback_attempt("exploded")
+    metrics.progress_attempt("exploded")
     samples = parse(metrics.render().decode())
     assert not any(dict(labels).get("result") == "exploded" for _, labels in samples)
+
+
+def test_progress_webhook_attempts_are_counted_apart_from_callbacks() -> None:
+    metrics = Metrics()
+    before = parse(metrics.render().decode())
+    assert all(value(before, "c2c_progress_webhook_attempts_total", result=result) == 0
+               for result in ("delivered", "retry", "failed"))
+    metrics.progress_attempt("retry")
+    metrics.progress_attempt("failed")
+    samples = parse(metrics.render().decode())
+    assert value(samples, "c2c_progress_webhook_attempts_total", result="retry") == 1
+    assert value(samples, "c2c_progress_webhook_attempts_total", result="failed") == 1
+    # A progress webhook given up is not a final callback given up.
+    assert value(samples, "c2c_callbacks_failed_total") == 0
+    assert value(samples, "c2c_callback_attempts_total", result="failed") == 0
 
 
 def test_the_app_routes_metrics_and_counts_clicktocall_answers(tmp_path: Path) -> None:
@@ -277,6 +310,8 @@ PROCESS_SCRIPT = textwrap.dedent("""
         metrics.call_settled(answered, reason)
     for result in actions.get("callbacks", []):
         metrics.callback_attempt(result)
+    for result in actions.get("progress", []):
+        metrics.progress_attempt(result)
     for name, connected in actions.get("connected", {}).items():
         metrics.switch_state_changed(name, connected)
     for name, holding in actions.get("listening", {}).items():
@@ -311,6 +346,7 @@ def test_separate_processes_are_summed(tmp_path: Path) -> None:
             durations=[0.004],
             settled=[[True, None]],
             callbacks=["delivered", "failed"],
+            progress=["retry"],
             connected={"fs1:8021": True, "fs2:8021": False},
             listening={"fs1:8021": True},
         )
@@ -321,6 +357,7 @@ def test_separate_processes_are_summed(tmp_path: Path) -> None:
         durations=[0.3],
         settled=[[True, None], [False, 8]],
         callbacks=["failed"],
+        progress=["retry", "delivered"],
         connected={"fs1:8021": False, "fs2:8021": False},
         listening={"fs1:8021": False},
     )
@@ -335,6 +372,8 @@ def test_separate_processes_are_summed(tmp_path: Path) -> None:
     assert value(samples, "c2c_calls_settled_total", outcome="congestion") == 1
     assert value(samples, "c2c_callback_attempts_total", result="failed") == 2
     assert value(samples, "c2c_callbacks_failed_total") == 2
+    assert value(samples, "c2c_progress_webhook_attempts_total", result="retry") == 2
+    assert value(samples, "c2c_progress_webhook_attempts_total", result="delivered") == 1
     # Connected if ANY live worker is; one listener on this host.
     assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 1
     assert value(samples, "c2c_switch_connected", switch="fs2:8021") == 0
@@ -510,3 +549,158 @@ def test_each_refused_originate_is_counted_by_what_became_of_it() -> None:
     samples = parse(metrics.render().decode())
     assert value(samples, "c2c_originate_retries_total", result="moved") == 1
     assert value(samples, "c2c_originate_retries_total", result="no_other_switch") == 0
+
+
+# -- the outboxes' backlog and delivery lag, read from the store at scrape time --
+
+NOW = 1_800_000_000.0
+PROGRESS_URL = "http://127.0.0.1:9/progress"  # never sent to here
+
+
+@pytest.fixture
+def outbox_calls(store: Store, make_call: CallFactory):
+    """settled(ended_at, settled_at, callback=..., progress=...) -> the id of a settled call."""
+    account = store.accounts.create("acme", credits=10_000)
+    numbers = iter(range(1_000_000))
+
+    def settled(ended_at: float, settled_at: float, *, callback: bool = True,
+                progress: tuple[str, ...] = ()) -> str:
+        index = next(numbers)
+        call = dataclasses.replace(
+            make_call(account.id, f"1555{index:07d}", f"4420{index:08d}",
+                      callback_url="http://example.com/cb" if callback else None),
+            status_callback_url=PROGRESS_URL if progress else None, status_events=progress)
+        store.accept_call(account.id, call, now=ended_at - 60,
+                          **{**ACCEPT_DEFAULTS, "flood_seconds": 0})
+        if "bridged" in progress:
+            store.calls.set_fields(call.id, {"caller_answered_at": ended_at - 50,
+                                             "bridged_at": ended_at - 45})
+        assert store.calls.settle(call.id, SettledOutcome(True, 1, None, 30), ended_at=ended_at,
+                                  now=settled_at)
+        return call.id
+
+    return settled
+
+
+def deliver_now(store: Store, at: float, delivered_at: float) -> None:
+    """Claim the one callback due at ``at`` and record its delivery at ``delivered_at``."""
+    (job,) = store.callbacks.claim_due(at, 10, 30)
+    assert store.callbacks.mark_delivered(job.id, at=delivered_at, http_status=200)
+
+
+def test_the_backlog_of_an_empty_store_is_zero_with_no_lag(store: Store) -> None:
+    snapshot = Backlog.on(store.engine).read(NOW)
+    for outbox in (snapshot.callbacks, snapshot.progress):
+        assert (outbox.pending, outbox.due, outbox.oldest_due_seconds, outbox.waiting) == (
+            0, 0, 0.0, 0)
+    assert snapshot.lag is None
+
+
+def test_the_backlog_counts_open_rows_and_how_long_the_earliest_is_overdue(
+    store: Store, outbox_calls
+) -> None:
+    # Delivered long ago (out of the lag's window), and twice lately: 10 s and 4 s after hangup.
+    outbox_calls(NOW - 1000, NOW - 1000)
+    deliver_now(store, NOW - 1000, NOW - 900)
+    outbox_calls(NOW - 40, NOW - 38)
+    deliver_now(store, NOW - 38, NOW - 30)
+    outbox_calls(NOW - 20, NOW - 20)
+    deliver_now(store, NOW - 20, NOW - 16)
+    # Failed once, tried again in a minute: pending, not due.
+    outbox_calls(NOW - 30, NOW - 30)
+    (job,) = store.callbacks.claim_due(NOW - 30, 10, 30)
+    assert store.callbacks.reschedule(job.id, at=NOW - 29, next_attempt_at=NOW + 60,
+                                      error="HTTP 503", http_status=503)
+    # Given up: no longer owed.
+    outbox_calls(NOW - 70, NOW - 70)
+    (job,) = store.callbacks.claim_due(NOW - 70, 10, 30)
+    assert store.callbacks.mark_failed(job.id, at=NOW - 69, error="HTTP 410", http_status=410)
+    # Due 50 s and 10 s ago, not yet sent.
+    outbox_calls(NOW - 55, NOW - 50)
+    outbox_calls(NOW - 10, NOW - 10)
+    # Progress: one call's first webhook due 25 s ago with two behind it; another's not yet due.
+    outbox_calls(NOW - 25, NOW - 25, callback=False, progress=("answered", "bridged", "completed"))
+    outbox_calls(NOW - 1, NOW + 5, callback=False, progress=("completed",))
+
+    snapshot = Backlog.on(store.engine).read(NOW)
+    callbacks, progress = snapshot.callbacks, snapshot.progress
+    assert (callbacks.pending, callbacks.due, callbacks.oldest_due_seconds) == (3, 2, 50.0)
+    assert (progress.pending, progress.due, progress.waiting) == (2, 1, 2)
+    assert progress.oldest_due_seconds == 25.0
+    assert snapshot.lag is not None
+    assert (snapshot.lag.delivered, snapshot.lag.median_seconds, snapshot.lag.max_seconds) == (
+        2, 7.0, 10.0)
+    # Past the window, nothing delivered lately: no lag at all rather than a made-up one.
+    assert Backlog.on(store.engine).read(NOW + LAG_WINDOW_SECONDS).lag is None
+
+
+def test_the_lag_reads_only_the_newest_callbacks(store: Store, outbox_calls,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bounded read: a delivery older than the newest LAG_SAMPLE_ROWS callbacks is not seen,
+    however recent."""
+    monkeypatch.setattr(backlog, "LAG_SAMPLE_ROWS", 3)
+    outbox_calls(NOW - 100, NOW - 100)
+    deliver_now(store, NOW - 100, NOW - 40)  # 60 s late
+    for _ in range(2):
+        outbox_calls(NOW - 5, NOW + 3600)  # not due for an hour
+    lag = Backlog.on(store.engine).read(NOW).lag
+    assert lag is not None and lag.max_seconds == 60.0
+    outbox_calls(NOW - 5, NOW + 3600)
+    assert Backlog.on(store.engine).read(NOW).lag is None
+
+
+def test_the_scrape_reports_the_backlog_and_the_lag(sqlite_store: Store,
+                                                     make_call: CallFactory) -> None:
+    now = time.time()
+    account = sqlite_store.accounts.create("acme", credits=100)
+    ids = []
+    for index in range(2):
+        call = make_call(account.id, f"155521044{index:02d}", callback_url="http://x.example/")
+        sqlite_store.accept_call(account.id, call, now=now - 60,
+                                 **{**ACCEPT_DEFAULTS, "flood_seconds": 0})
+        assert sqlite_store.calls.settle(call.id, SettledOutcome(True, 1, None, 30),
+                                         ended_at=now - 12, now=now - 10)
+        ids.append(call.id)
+    deliver_now_one = sqlite_store.callbacks.claim_due(now - 10, 1, 30)
+    assert sqlite_store.callbacks.mark_delivered(deliver_now_one[0].id, at=now - 9,
+                                                 http_status=200)
+    samples = scrape(metrics_client(Metrics(), sqlite_store, {"fs1:8021": "connected"}))
+    assert value(samples, "c2c_store_up") == 1
+    assert value(samples, "c2c_callbacks_pending") == 1
+    assert value(samples, "c2c_callbacks_due") == 1
+    assert 10 <= value(samples, "c2c_callback_oldest_due_seconds") < 60
+    assert value(samples, "c2c_progress_webhooks_pending") == 0
+    assert value(samples, "c2c_progress_webhooks_waiting") == 0
+    assert value(samples, "c2c_progress_webhooks_due") == 0
+    assert value(samples, "c2c_progress_webhook_oldest_due_seconds") == 0
+    assert value(samples, "c2c_callback_delivery_lag_median_seconds") == pytest.approx(3.0)
+    assert value(samples, "c2c_callback_delivery_lag_max_seconds") == pytest.approx(3.0)
+    assert value(samples, "c2c_callback_delivery_lag_callbacks") == 1
+
+
+def test_the_scrape_has_no_lag_when_nothing_was_delivered(sqlite_store: Store) -> None:
+    samples = scrape(metrics_client(Metrics(), sqlite_store, {"fs1:8021": "connected"}))
+    assert value(samples, "c2c_callbacks_pending") == 0
+    assert not any("delivery_lag" in name for name, _ in samples)
+
+
+def test_the_runtime_counts_progress_webhook_attempts(sqlite_store: Store,
+                                                      make_call: CallFactory) -> None:
+    from c2c.esl.switches import Switches
+
+    config = Config.defaults(callback_allow_private=True, callback_timeout=2.0)
+    runtime = Runtime(config, sqlite_store, Switches(config))
+    account = sqlite_store.accounts.create("acme", credits=100)
+    with CallbackReceiver() as receiver:
+        call = dataclasses.replace(make_call(account.id),
+                                   status_callback_url=receiver.url("/progress"),
+                                   status_events=("completed",))
+        now = time.time()
+        sqlite_store.accept_call(account.id, call, now=now, **ACCEPT_DEFAULTS)
+        assert sqlite_store.calls.settle(call.id, SettledOutcome(True, 1, None, 30),
+                                         ended_at=now, now=now)
+        assert runtime.dispatcher.run_once(now + 1) == 1
+        assert [request.path for request in receiver.requests] == ["/progress"]
+    samples = parse(runtime.metrics.render().decode())
+    assert value(samples, "c2c_progress_webhook_attempts_total", result="delivered") == 1
+    assert value(samples, "c2c_callback_attempts_total", result="delivered") == 0

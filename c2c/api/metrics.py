@@ -67,6 +67,7 @@ class _Instruments:
     originate_retries: Counter
     callback_attempts: Counter
     callbacks_failed: Counter
+    progress_attempts: Counter
     switch_connected: Gauge
     switch_live: Gauge
     switch_usable: Gauge
@@ -141,6 +142,12 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
             "Callbacks given up on after the retry horizon",
             registry=registry,
         ),
+        progress_attempts=Counter(
+            "c2c_progress_webhook_attempts_total",
+            "Progress webhook delivery attempts, by result (delivered, retry, failed)",
+            ["result"],
+            registry=registry,
+        ),
         # livemax: 1 when ANY live worker is connected; a dead worker's 1 is dropped by
         # mark_process_dead (plain 'max' would keep it forever).
         switch_connected=Gauge(
@@ -202,6 +209,7 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
         instruments.calls_settled.labels(outcome=outcome)
     for result in CALLBACK_RESULTS:
         instruments.callback_attempts.labels(result=result)
+        instruments.progress_attempts.labels(result=result)
     for result in RETRY_RESULTS:
         instruments.originate_retries.labels(result=result)
     return instruments
@@ -270,13 +278,16 @@ class Metrics:
         counter.labels(leg="callee", route=callee_route, outcome=outcome).inc()
 
     def callback_attempt(self, result: str) -> None:
-        if result not in CALLBACK_RESULTS:
-            # A metric must never break a delivery; an unknown label would grow the series set.
-            log.warning("unknown callback result %r not counted", result)
+        if not _known_result(result, "callback"):
             return
         self._instruments.callback_attempts.labels(result=result).inc()
         if result == "failed":
             self._instruments.callbacks_failed.inc()
+
+    def progress_attempt(self, result: str) -> None:
+        """One try of a progress webhook (the dispatcher's on_progress_attempt hook)."""
+        if _known_result(result, "progress webhook"):
+            self._instruments.progress_attempts.labels(result=result).inc()
 
     def switch_state_changed(self, name: str, connected: bool) -> None:
         """This worker's view of one switch (each worker has its own command connection)."""
@@ -311,6 +322,14 @@ class Metrics:
             assert self._registry is not None
             own = self._registry
         return generate_latest(_Chain((own, *extra)))
+
+
+def _known_result(result: str, what: str) -> bool:
+    if result in CALLBACK_RESULTS:
+        return True
+    # A metric must never break a delivery; an unknown label would grow the series set.
+    log.warning("unknown %s result %r not counted", what, result)
+    return False
 
 
 def settled_outcome(answered: bool, reason: int | None) -> str:

@@ -44,7 +44,8 @@ class Runtime:
         self._switch_names = frozenset(address.name for address in config.switches)
         self.placer = CallPlacer(config, store, switches, on_retry=self.metrics.originate_retry)
         self.dispatcher = CallbackDispatcher(store, config,
-                                             on_attempt=self.metrics.callback_attempt)
+                                             on_attempt=self.metrics.callback_attempt,
+                                             on_progress_attempt=self.metrics.progress_attempt)
         self._on_settled_hook = on_settled
         # For the CDR endpoint (any worker): the same idempotent path as the events.
         self.listener = CallEventListener(store, on_settled=self.on_settled)
