@@ -11,6 +11,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +19,7 @@ import phonenumbers
 
 from c2c.calls.routes import Route, parse_templates, read_routes_file
 from c2c.channel_values import check_display_name, check_media
+from c2c.domain.credits import parse_credits
 from c2c.errors import ConfigError
 
 
@@ -134,6 +136,13 @@ def _parse_name_or_blank(raw: str) -> str:
     return check_display_name(value) if value else ""
 
 
+def _parse_rate(raw: str) -> Decimal:
+    rate = parse_credits(raw.strip(), what="rate")
+    if rate < 0:
+        raise ValueError("a rate must not be negative")
+    return rate
+
+
 def _parse_networks(raw: str) -> tuple[str, ...]:
     import ipaddress
 
@@ -196,6 +205,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Operator cap on a call's length in minutes; also the most a call reserves."),
     Setting("C2C_FLOOD_SECONDS", "flood_seconds", "60", _int_range(0, 86400),
             "A phone number may start at most one accepted call per this many seconds."),
+    Setting("C2C_DEFAULT_RATE", "default_rate", "1", _parse_rate,
+            "Credits per minute for a number no rate prefix matches (`c2c rates`); 1: credits "
+            "are minutes."),
+    Setting("C2C_BILL_CALLER_LEG", "bill_caller_leg", "off", _parse_bool,
+            "Also bill the caller's leg, every started minute from its answer, at the rate of "
+            "the caller's number."),
     Setting("C2C_CALLBACK_ALLOW_PRIVATE", "callback_allow_private", "off", _parse_bool,
             "Allow callback URLs on loopback/private/reserved addresses (tests, labs)."),
     Setting("C2C_CALLBACK_HORIZON", "callback_horizon", "86400", _int_range(60, 30 * 86400),
@@ -223,6 +238,9 @@ SETTINGS: tuple[Setting, ...] = (
             "HTTP basic password for /internal/cdr; blank disables the endpoint."),
     Setting("C2C_INTERNAL_NETWORKS", "internal_networks", "127.0.0.0/8,::1/128", _parse_networks,
             "Networks allowed to reach /internal/* (comma-separated CIDRs)."),
+    Setting("C2C_TRUSTED_PROXIES", "trusted_proxies", "127.0.0.0/8,::1/128", _parse_networks,
+            "Proxies (nginx) whose X-Forwarded-For names the client for keys' --allow-ip "
+            "(comma-separated CIDRs; blank: the TCP peer is the client)."),
     Setting("C2C_LOG_LEVEL", "log_level", "INFO",
             lambda raw: _choice(raw.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
             "Logging level."),
@@ -252,6 +270,8 @@ class Config:
     ring_timeout: int
     max_call_minutes: int
     flood_seconds: int
+    default_rate: Decimal
+    bill_caller_leg: bool
     callback_allow_private: bool
     callback_horizon: int
     callback_timeout: float
@@ -264,6 +284,7 @@ class Config:
     cdr_user: str
     cdr_password: str
     internal_networks: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
     log_level: str
 
     @classmethod

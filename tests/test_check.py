@@ -119,10 +119,21 @@ def test_debit_not_matching_the_minutes(store, world):
     execute(store, update(c).where(c.c.id == world["answered"]).values(minutes=4))
     found = breaches(store)
     assert [(b.invariant, b.subject) for b in found] == [("debits", f"call {world['answered']}")]
-    assert found[0].detail == "debited 3 of 4 minute(s) with 102 left"
+    assert found[0].detail == "charged 3 but its minutes at its rates cost 4"
 
-    execute(store, update(c).where(c.c.id == world["answered"]).values(minutes=2))
-    assert breaches(store)[0].detail == "debited 3 minute(s) for 2"
+    execute(store, update(c).where(c.c.id == world["answered"]).values(minutes=4, charged=4))
+    assert breaches(store)[0].detail == "debited 3 of 4 with 102 left"
+
+    execute(store, update(c).where(c.c.id == world["answered"]).values(minutes=2, charged=2))
+    assert breaches(store)[0].detail == "debited 3 for a call costing 2"
+
+
+def test_charge_not_matching_the_rate(store, world):
+    """A call charged at a rate other than its own: found, whatever its ledger says."""
+    c = schema.calls
+    execute(store, update(c).where(c.c.id == world["answered"]).values(rate="0.5"))
+    found = breaches(store)
+    assert [b.detail for b in found] == ["charged 3 but its minutes at its rates cost 1.5"]
 
 
 def test_settled_call_never_debited(store, world):
@@ -130,7 +141,7 @@ def test_settled_call_never_debited(store, world):
     execute(store, delete(lg).where(lg.c.call_id == world["answered"]))
     found = breaches(store)
     assert (
-        Breach("debits", f"call {world['answered']}", "settled with 3 minute(s) but never debited")
+        Breach("debits", f"call {world['answered']}", "settled costing 3 but never debited")
         in found
     )
     assert any(b.invariant == "accounts" for b in found)  # and the ledger no longer sums up
@@ -176,7 +187,7 @@ def test_unanswered_call_debited(store, world):
         ),
     )
     assert breaches(store) == [
-        Breach("debits", f"call {world['unanswered']}", "billed 0 minutes but debited 0")
+        Breach("debits", f"call {world['unanswered']}", "cost nothing but debited 0")
     ]
 
 

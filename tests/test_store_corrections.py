@@ -268,7 +268,7 @@ def test_check_finds_a_correction_that_does_not_add_up(store, account, bridged_c
                      .values(delta=-4, balance_after=95))
         conn.execute(update(schema.accounts).values(credits=95))
     details = [b.detail for b in check_invariants(store, now=LATER)]
-    assert details == ["debited 5 minute(s) for 4"]
+    assert details == ["debited 5 for a call costing 4"]
 
 
 def test_check_finds_corrections_of_calls_that_were_not_estimated(
@@ -312,7 +312,7 @@ def test_version_four_adds_the_correction_columns_to_a_version_three_database(en
         conn.exec_driver_sql("ALTER TABLE ledger DROP COLUMN corrects")
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN corrected_at")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 3))
-    assert migrations.upgrade(engine) == [4, 5]  # 5 finds its changes made and passes
+    assert migrations.upgrade(engine) == [4, 5, 6]  # 5, 6 find their changes made
     upgraded = inspect(engine)
     assert {c["name"]: str(c["type"]) for c in upgraded.get_columns("calls")} == fresh_calls
     assert {c["name"]: str(c["type"]) for c in upgraded.get_columns("ledger")} == fresh_ledger
@@ -346,6 +346,6 @@ def test_calls_show_and_list_an_estimate_and_its_correction(store, account, brid
     assert calls_cli._show(argparse.Namespace(call_id=call_id, json=False), store) == 0
     out = capsys.readouterr().out
     assert "estimated            True" in out
-    assert "ledger               debit -3 min, balance 97" in out
-    assert ("ledger               correction -2 min, balance 95" in out
+    assert "ledger               debit -3 credits at 1/min, balance 97" in out
+    assert ("ledger               correction -2 credits at 1/min, balance 95" in out
             and "estimated 3 min, measured 5 min" in out)

@@ -27,7 +27,8 @@ class C2CApp(falcon.App):
 def create_app(runtime: Runtime) -> C2CApp:
     app = C2CApp(media_type=falcon.MEDIA_JSON)
     app.req_options.strip_url_path_trailing_slash = True
-    clicktocall = ClickToCallResource(runtime.placer, runtime.metrics)
+    clicktocall = ClickToCallResource(runtime.placer, runtime.metrics,
+                                      runtime.config.trusted_proxies)
     app.add_route("/api/clicktocall", clicktocall)
     # The customer's JSON API: errors as RFC 9457 problems (every route's HTTP errors, too).
     problems.install(app)

@@ -19,6 +19,7 @@ import falcon
 from c2c.api.metrics import Metrics
 from c2c.api.params import BodyTooLarge, request_params
 from c2c.calls.placement import CallPlacer, Placement
+from c2c.domain.networks import client_address
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def wants_json(req: falcon.Request) -> bool:
 
 
 class ClickToCallResource:
-    def __init__(self, placer: CallPlacer, metrics: Metrics) -> None:
+    def __init__(self, placer: CallPlacer, metrics: Metrics,
+                 trusted_proxies: tuple[str, ...] = ()) -> None:
         self._placer = placer
+        self._trusted_proxies = trusted_proxies
         self._metrics = metrics
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -79,7 +82,11 @@ class ClickToCallResource:
         except BodyTooLarge:
             placement = Placement(4, "form body too large")
         else:
-            placement = self._placer.place(params, req.get_header(IDEMPOTENCY_KEY_HEADER))
+            # The TCP peer as REMOTE_ADDR has it (req.remote_addr defaults to 127.0.0.1).
+            client = client_address(req.env.get("REMOTE_ADDR"), req.get_header("X-Forwarded-For"),
+                                    self._trusted_proxies)
+            placement = self._placer.place(params, req.get_header(IDEMPOTENCY_KEY_HEADER),
+                                           client)
         write_placement(req, resp, placement)
         self._metrics.request_code(placement.code)
         self._metrics.observe_request(time.perf_counter() - started)

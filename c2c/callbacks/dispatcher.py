@@ -50,6 +50,13 @@ class Job(Protocol):
     webhook_secret: str
 
 
+def signing_secrets(job: Any) -> tuple[str, ...]:
+    """The secrets a delivery is signed with: the account's, and during a rotation's grace
+    period the one it replaced (a job without that field has only the one)."""
+    previous = getattr(job, "previous_webhook_secret", None)
+    return (job.webhook_secret, previous) if previous else (job.webhook_secret,)
+
+
 class Outbox(Protocol):
     """The store methods the dispatcher uses (c2c.store.callbacks.Callbacks)."""
 
@@ -224,11 +231,11 @@ class CallbackDispatcher:
                           lane.describe(job))
 
     def _send_callback(self, job: Job) -> SendResult:
-        return self._send(job.url, job.webhook_secret, job.call_id, self._timeout,
+        return self._send(job.url, signing_secrets(job), job.call_id, self._timeout,
                           self._allow_private, self._clock)
 
     def _send_progress(self, job: Any) -> SendResult:
-        return self._post(job.url, job.webhook_secret, job.call_id, job.delivery_id, job.body,
+        return self._post(job.url, signing_secrets(job), job.call_id, job.delivery_id, job.body,
                           self._timeout, self._allow_private, self._clock)
 
     def _send_within_deadline(self, lane: _Lane, job: Any) -> SendResult:

@@ -20,7 +20,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
@@ -34,7 +34,7 @@ from c2c.callbacks.address_guard import (
     check_url_host,
     resolve_with_getaddrinfo,
 )
-from c2c.callbacks.signing import sign
+from c2c.callbacks.signing import signature_header
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def redact_url(url: str) -> str:
 
 def send_callback(
     url: str,
-    secret: str,
+    secret: str | Sequence[str],
     call_id: str,
     timeout: float,
     allow_private: bool,
@@ -128,7 +128,7 @@ def send_callback(
 
 def send_progress(
     url: str,
-    secret: str,
+    secret: str | Sequence[str],
     call_id: str,
     delivery_id: str,
     body: str,
@@ -151,7 +151,7 @@ def send_progress(
 
 def _send(
     url: str,
-    secret: str,
+    secret: str | Sequence[str],
     call_id: str,
     timeout: float,
     allow_private: bool,
@@ -185,7 +185,7 @@ def _send(
         "Connection": "close",
         "X-C2C-Call-Id": call_id,
         "X-C2C-Timestamp": str(timestamp),
-        "X-C2C-Signature": sign(secret, timestamp, signed),
+        "X-C2C-Signature": signature_header(secret, timestamp, signed),
         **extra_headers,
     }
     if target.authorization:

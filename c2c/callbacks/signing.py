@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 SCHEME = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -28,6 +29,13 @@ def sign(secret: str, timestamp: int, request_target: str) -> str:
         raise ValueError("timestamp must be a non-negative int (Unix seconds)")
     digest = hmac.new(secret.encode(), signed_payload(timestamp, request_target), hashlib.sha256)
     return f"{SCHEME}={digest.hexdigest()}"
+
+
+def signature_header(secrets: str | Sequence[str], timestamp: int, request_target: str) -> str:
+    """The header's value: ``v1=<hex>`` for the secret, or for each secret of a rotation's grace
+    period (new first), comma-separated, so a receiver on either secret accepts it."""
+    keys = [secrets] if isinstance(secrets, str) else [key for key in secrets if key]
+    return ",".join(sign(key, timestamp, request_target) for key in keys)
 
 
 def verify(

@@ -48,10 +48,11 @@ from c2c.calls.routes import RouteTable
 from c2c.calls.sending import CallSender
 from c2c.calls.tones import confirm_prompt, ringback_for
 from c2c.config import Config
+from c2c.domain.networks import address_in
 from c2c.errors import RequestRejected, StoreError, SwitchUnavailable
 from c2c.esl.connection import EslConnection
 from c2c.esl.switches import Switches
-from c2c.store import Account, NewCall, Store
+from c2c.store import Account, NewCall, Pricing, Store
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,16 @@ class CallPlacer:
             max_call_minutes=config.max_call_minutes,
             ring_timeout=config.ring_timeout,
             settle_grace=config.settle_grace,
+            pricing=Pricing(config.default_rate, config.bill_caller_leg),
         ))
         self._idempotent = IdempotentRequests(store.idempotency, clock)
 
     def place(self, params: list[tuple[str, str]],
-              idempotency_header: str | None = None) -> Placement:
-        """The answer to a request; ``idempotency_header``: its Idempotency-Key, if any."""
-        return self._answer(lambda: self._place(params, idempotency_header))
+              idempotency_header: str | None = None, client: str | None = None) -> Placement:
+        """The answer to a request; ``idempotency_header``: its Idempotency-Key, if any;
+        ``client``: the client's address (c2c.domain.networks.client_address), for keys that
+        may call only from some networks."""
+        return self._answer(lambda: self._place(params, idempotency_header, client))
 
     def _answer(self, work: Callable[[], Placement]) -> Placement:
         try:
@@ -104,13 +108,17 @@ class CallPlacer:
             log.exception("unexpected error placing a call; answering 11")
             return Placement(11, "internal error")
 
-    def _place(self, params: list[tuple[str, str]], idempotency_header: str | None) -> Placement:
+    def _place(self, params: list[tuple[str, str]], idempotency_header: str | None,
+               client: str | None) -> Placement:
         api_key = api_key_from(params)
         if not api_key:
             return Placement(1, "missing api_key")
         account = self._accounts.get(api_key)
         if account is None:
             return Placement(1, "unknown api_key")
+        if account.limits.allow_ips and not address_in(client, account.limits.allow_ips):
+            # As if the key were unknown (1): a leaked key is useless from elsewhere.
+            return Placement(1, "api_key not allowed from this address")
         if not account.enabled:
             return Placement(5, "api_key disabled")
         request = validate_clicktocall(params)

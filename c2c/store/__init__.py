@@ -31,9 +31,11 @@ from sqlalchemy import Engine, text
 from c2c.errors import RequestRejected
 from c2c.store import migrations
 from c2c.store.accept import (
+    FLAT_PRICING,
     AcceptedCall,
     Move,
     NewCall,
+    Pricing,
     accept_call,
     accept_calls,
     cancel_call,
@@ -54,6 +56,8 @@ from c2c.store.leases import Lease, Leases
 from c2c.store.ledger import Ledger, LedgerProblem
 from c2c.store.own_numbers import OwnNumbers
 from c2c.store.progress import Progress, ProgressJob, ProgressStatus, Report
+from c2c.store.rates import Rates
+from c2c.store.reports import Reports
 from c2c.store.switch_states import SwitchStates
 
 __all__ = [
@@ -68,6 +72,7 @@ __all__ = [
     "LedgerProblem",
     "Move",
     "NewCall",
+    "Pricing",
     "Outcome",
     "ProgressJob",
     "ProgressStatus",
@@ -87,6 +92,8 @@ class Store:
         self.ledger = Ledger(self._db)
         self.dnc = Dnc(self._db)
         self.coverage = Coverage(self._db, cache_seconds=coverage_cache_seconds)
+        self.rates = Rates(self._db)
+        self.reports = Reports(self._db)
         self.calls = Calls(self._db)
         self.call_views = CallViews(self._db)
         self.callbacks = Callbacks(self._db)
@@ -110,6 +117,7 @@ class Store:
         ring_timeout: int,
         settle_grace: int,
         now: float,
+        pricing: Pricing = FLAT_PRICING,
     ) -> AcceptedCall:
         """Reserve credit, stamp flood protection and record the call, all or nothing.
 
@@ -125,6 +133,7 @@ class Store:
             ring_timeout=ring_timeout,
             settle_grace=settle_grace,
             now=now,
+            pricing=pricing,
         )
 
     def accept_calls(
@@ -136,6 +145,7 @@ class Store:
         max_call_minutes: int,
         ring_timeout: int,
         settle_grace: int,
+        pricing: Pricing = FLAT_PRICING,
     ) -> list[AcceptedCall | RequestRejected]:
         """accept_call for several calls of one account (each with its ``now``) in one
         transaction: each call's result, or its rejection, in order. See accept.py."""
@@ -147,6 +157,7 @@ class Store:
             max_call_minutes=max_call_minutes,
             ring_timeout=ring_timeout,
             settle_grace=settle_grace,
+            pricing=pricing,
         )
 
     def cancel_call(self, call_id: str) -> bool:

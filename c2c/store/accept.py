@@ -39,6 +39,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -52,12 +53,20 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import mysql, sqlite
 
 from c2c.domain.confirmation import Confirmation
+from c2c.domain.credits import (
+    DEFAULT_RATE,
+    affordable_minutes,
+    cost,
+    format_credits,
+    started_minutes,
+)
 from c2c.domain.progress import encode_events
 from c2c.domain.states import CallState
 from c2c.domain.timing import QUEUED_RECHECK_SECONDS
@@ -117,15 +126,36 @@ class NewCall:
 class AcceptedCall:
     id: str
     account_id: int
-    max_minutes: int  # reserved minutes, and the call's hard time limit
+    max_minutes: int  # the call's hard time limit, in minutes of the callee's talk
     created_at: float
     deadline_at: float  # past this with no trace of the call, it settles as failed
+    rate: Decimal = DEFAULT_RATE  # credits per minute of the callee's talk
+    caller_rate: Decimal | None = None  # of the caller's leg, when it is billed
+    reserved_credits: Decimal = Decimal(0)  # held until the call settles
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How calls are priced: the rate of a number no prefix of the rate table matches, and
+    whether the caller's leg is billed too (C2C_DEFAULT_RATE, C2C_BILL_CALLER_LEG)."""
+
+    default_rate: Decimal = DEFAULT_RATE
+    bill_caller_leg: bool = False
+
+
+FLAT_PRICING = Pricing()  # no rate table, the caller's leg free: credits are minutes
 
 
 def reservation_minutes(max_duration: int | None, max_call_minutes: int, available: int) -> int:
-    """min(the customer's limit, the operator's cap, the available credit)."""
+    """min(the customer's limit, the operator's cap, the minutes the credit pays for)."""
     limit = min(max_duration, max_call_minutes) if max_duration else max_call_minutes
     return max(0, min(limit, available))
+
+
+def caller_setup_minutes(ring_timeout: int, setup_seconds: int) -> int:
+    """The caller's leg outlasts the talk by the callee's ringing and press 1's prompt: the
+    minutes a billed caller leg may run beyond the call's limit."""
+    return started_minutes(ring_timeout + setup_seconds)
 
 
 def accept_call(
@@ -138,6 +168,7 @@ def accept_call(
     ring_timeout: int,
     settle_grace: int,
     now: float,
+    pricing: Pricing = FLAT_PRICING,
 ) -> AcceptedCall:
     """Reserve and record ``call`` or raise RequestRejected (1, 5, 3, 2 or 6) leaving nothing
     behind.
@@ -147,10 +178,18 @@ def accept_call(
     """
     [result] = accept_calls(db, account_id, [(call, now)], flood_seconds=flood_seconds,
                             max_call_minutes=max_call_minutes, ring_timeout=ring_timeout,
-                            settle_grace=settle_grace)
+                            settle_grace=settle_grace, pricing=pricing)
     if isinstance(result, RequestRejected):
         raise result
     return result
+
+
+@dataclass
+class _Taken:
+    """What the calls before this one in the same transaction reserved (not yet written)."""
+
+    credits: Decimal = Decimal(0)
+    calls: int = 0
 
 
 def accept_calls(
@@ -162,6 +201,7 @@ def accept_calls(
     max_call_minutes: int,
     ring_timeout: int,
     settle_grace: int,
+    pricing: Pricing = FLAT_PRICING,
 ) -> list[AcceptedCall | RequestRejected]:
     """Accept several calls of one account (each with its ``now``) in one transaction, in order,
     each as accept_call would, as if one after the other: the account's row is locked once for
@@ -180,12 +220,12 @@ def accept_calls(
 
     def work(conn: Connection, locking: bool) -> list[AcceptedCall | RequestRejected]:
         results: list[AcceptedCall | RequestRejected] = []
-        taken = 0  # minutes this group has reserved so far
+        taken = _Taken()
         for index, ((call, _), now) in enumerate(zip(calls, stamps, strict=True)):
             if grouped:
                 conn.exec_driver_sql("SAVEPOINT c2c_accept")
             try:
-                accepted = _accept_one(conn, db.is_mysql, call, now, taken,
+                accepted = _accept_one(conn, db.is_mysql, call, now, taken, pricing,
                                        lock=locking and index == 0, **limits)
             except RequestRejected as rejected:
                 if not grouped:
@@ -193,12 +233,16 @@ def accept_calls(
                 conn.exec_driver_sql("ROLLBACK TO SAVEPOINT c2c_accept")
                 results.append(rejected)
                 continue
-            taken += accepted.max_minutes
+            taken.credits += accepted.reserved_credits
+            taken.calls += 1
             results.append(accepted)
-        if taken and not conn.execute(
-            _RESERVE, {"account_id": account_id, "minutes": taken}
-        ).rowcount:
-            raise _BalanceMoved()
+        if taken.calls:
+            last = stamps[-1]
+            if not conn.execute(_RESERVE, {
+                "account_id": account_id, "amount": taken.credits, "count": taken.calls,
+                "minute": clock_minute(last), "day": utc_day(last),
+            }).rowcount:
+                raise _BalanceMoved()
         return results
 
     for attempt in range(OPTIMISTIC_ATTEMPTS + 1):
@@ -212,8 +256,19 @@ def accept_calls(
         raise StoreError("the account changed while locked")
     for result in results:
         if isinstance(result, AcceptedCall):
-            log.debug("call %s recorded, %d min reserved", result.id, result.max_minutes)
+            log.debug("call %s recorded, %d min (%s credits) reserved", result.id,
+                      result.max_minutes, format_credits(result.reserved_credits))
     return results
+
+
+def clock_minute(now: float) -> int:
+    """The clock minute a per-minute limit counts in (Unix seconds // 60)."""
+    return int(now // 60)
+
+
+def utc_day(now: float) -> int:
+    """The UTC day a daily credit limit counts in (Unix seconds // 86400)."""
+    return int(now // 86400)
 
 
 def _accept_one(
@@ -221,7 +276,8 @@ def _accept_one(
     is_mysql: bool,
     call: NewCall,
     now: float,
-    taken: int,
+    taken: _Taken,
+    pricing: Pricing,
     *,
     lock: bool,
     flood_seconds: int,
@@ -229,8 +285,8 @@ def _accept_one(
     ring_timeout: int,
     settle_grace: int,
 ) -> AcceptedCall:
-    """Steps 1-3 of the module doc for one call; ``taken``: minutes already reserved by calls
-    before it in the same transaction (not yet written to the account's row)."""
+    """Steps 1-3 of the module doc for one call; ``taken``: what calls before it in the same
+    transaction reserved (not yet written to the account's row)."""
     numbers = sorted({call.caller.e164_int, call.callee.e164_int})  # sorted: one lock order
     # DNC checks every number; flood only those not the account's own.
     flooded = [n for n in numbers if n not in call.flood_exempt] if flood_seconds > 0 else []
@@ -239,9 +295,12 @@ def _accept_one(
     if flooded:
         conn.execute(_flood_upsert(is_mysql, len(flooded)),
                      {**stamped, "now": now, "cutoff": now - flood_seconds})
+    billed_legs = (call.callee, call.caller) if pricing.bill_caller_leg else (call.callee,)
+    prefixes = {f"p{leg}_{i}": prefix for leg, number in enumerate(billed_legs)
+                for i, prefix in enumerate(number_prefixes(number.e164_int))}
     checks = conn.execute(
-        _checks(len(numbers), len(flooded), lock),
-        {**listed, **stamped, "now": now, "account_id": call.account_id},
+        _checks(len(numbers), len(flooded), lock, len(billed_legs)),
+        {**listed, **stamped, **prefixes, "now": now, "account_id": call.account_id},
     ).first()
     if checks is None:
         raise RequestRejected(1, "invalid api_key")
@@ -249,17 +308,61 @@ def _accept_one(
         raise RequestRejected(5, "api_key is disabled")
     if checks.listed:
         raise RequestRejected(3, "a phone number is on the Do-Not-Call list")
-    available = checks.credits - checks.reserved - taken
-    if available < 1:
+    rate = pricing.default_rate if checks.rate is None else checks.rate
+    caller_rate = None
+    if pricing.bill_caller_leg:
+        caller_rate = pricing.default_rate if checks.caller_rate is None else checks.caller_rate
+    setup = caller_setup_minutes(ring_timeout, call.setup_seconds) if caller_rate else 0
+    # Each minute of talk costs both legs' rates; the caller's setup minutes are paid first.
+    affordable = affordable_minutes(
+        _available(checks, taken, now) - cost(0, rate, setup, caller_rate),
+        rate + (caller_rate or 0))
+    if affordable < 1:
         raise RequestRejected(2, "no call credits")
     if flooded and checks.stamped != len(flooded):
         raise RequestRejected(
             6, "flood protection: this phone number was used less than a minute ago"
         )
-    reserve = reservation_minutes(call.max_duration, max_call_minutes, available)
+    _check_call_limits(checks, taken, now)
+    reserve = reservation_minutes(call.max_duration, max_call_minutes, affordable)
+    reserved_credits = cost(reserve, rate, reserve + setup, caller_rate)
     deadline_at = now + 2 * ring_timeout + call.setup_seconds + reserve * 60 + settle_grace
-    conn.execute(_INSERT_CALL, _call_row(call, reserve, now, deadline_at))
-    return AcceptedCall(call.id, call.account_id, reserve, now, deadline_at)
+    conn.execute(_INSERT_CALL, _call_row(call, reserve, now, deadline_at, rate, caller_rate,
+                                         reserved_credits))
+    return AcceptedCall(call.id, call.account_id, reserve, now, deadline_at, rate, caller_rate,
+                        reserved_credits)
+
+
+def _available(checks: Any, taken: _Taken, now: float) -> Decimal:
+    """Credits the account can still reserve: its balance less what is reserved, and under a
+    daily limit no more than what is left of the day's."""
+    available: Decimal = checks.credits - checks.reserved - taken.credits
+    if checks.daily_credits is not None:
+        used = (checks.day_credits or 0) if checks.credits_day == utc_day(now) else 0
+        available = min(available, checks.daily_credits - used - taken.credits)
+    return available
+
+
+def _check_call_limits(checks: Any, taken: _Taken, now: float) -> None:
+    """The key's limits on calls (6, like flood: retry later): in flight at once, per minute."""
+    if (checks.max_concurrent is not None
+            and (checks.active_calls or 0) + taken.calls + 1 > checks.max_concurrent):
+        raise RequestRejected(6, "limit: too many calls in flight for this api_key")
+    if checks.max_per_minute is not None:
+        counted = (checks.minute_count or 0) if checks.minute_window == clock_minute(now) else 0
+        if counted + taken.calls + 1 > checks.max_per_minute:
+            raise RequestRejected(6, "limit: too many calls this minute for this api_key")
+
+
+RATE_PREFIXES = 15  # E.164 has at most 15 digits
+
+
+def number_prefixes(e164: int) -> list[str]:
+    """Every leading run of a number's E.164 digits, the rate table's possible keys; always
+    RATE_PREFIXES of them (the whole number repeated), so one statement shape serves all."""
+    digits = str(e164)
+    runs = [digits[:length] for length in range(1, min(len(digits), RATE_PREFIXES) + 1)]
+    return runs + [runs[-1]] * (RATE_PREFIXES - len(runs))
 
 
 class _BalanceMoved(Exception):
@@ -271,16 +374,35 @@ class _BalanceMoved(Exception):
 # values arrive as bound parameters; a shape per count of distinct numbers (1 or 2) and of those
 # flood-checked (0 to 2: the account's own are not).
 _a = schema.accounts
+_amount = bindparam("amount", type_=schema.Credits())
+_count = bindparam("count", type_=Integer)
+_minute, _day = bindparam("minute", type_=Integer), bindparam("day", type_=Integer)
+_this_minute = case((_a.c.minute_window == _minute, func.coalesce(_a.c.minute_count, 0)),
+                    else_=0)
+_this_day = case((_a.c.credits_day == _day, func.coalesce(_a.c.day_credits, 0)), else_=0)
 # The account's row is locked here, by the transaction's last statement before its COMMIT: the
-# guard re-checks what the read decided on, now under the lock.
+# guard re-checks what the read decided on (enabled, the credits, the key's limits), now under
+# the lock, and counts the calls into the limits' counters. The SET is ordered: MySQL evaluates
+# it left to right, so a count is written before the window it is compared with moves.
 _RESERVE = (
     update(_a)
     .where(
         _a.c.id == bindparam("account_id"),
         _a.c.enabled.is_(True),
-        _a.c.credits - _a.c.reserved >= bindparam("minutes", type_=Integer),
+        _a.c.credits - _a.c.reserved >= _amount,
+        or_(_a.c.max_concurrent.is_(None),
+            func.coalesce(_a.c.active_calls, 0) + _count <= _a.c.max_concurrent),
+        or_(_a.c.max_per_minute.is_(None), _this_minute + _count <= _a.c.max_per_minute),
+        or_(_a.c.daily_credits.is_(None), _this_day + _amount <= _a.c.daily_credits),
     )
-    .values(reserved=_a.c.reserved + bindparam("minutes", type_=Integer))
+    .ordered_values(
+        (_a.c.reserved, _a.c.reserved + _amount),
+        (_a.c.active_calls, func.coalesce(_a.c.active_calls, 0) + _count),
+        (_a.c.minute_count, _this_minute + _count),
+        (_a.c.minute_window, _minute),
+        (_a.c.day_credits, _this_day + _amount),
+        (_a.c.credits_day, _day),
+    )
 )
 _INSERT_CALL = insert(schema.calls)
 
@@ -306,15 +428,26 @@ def _flood_upsert(is_mysql: bool, count: int) -> Executable:
 
 
 @functools.cache
-def _checks(count: int, flooded: int, locking: bool) -> Select[Any]:
+def _checks(count: int, flooded: int, locking: bool, billed_legs: int) -> Select[Any]:
     """The account row with the DNC answer for numbers n0.. and the flood answer for f0.. (none
-    when ``flooded`` is 0) read beside it. Read without a lock (the reservation's guarded UPDATE
-    settles a race), or, after repeated races, with one: SELECT ... FOR UPDATE (its subqueries
-    do not lock: a locking clause applies to the outer table only)."""
-    a, f, d = schema.accounts, schema.flood, schema.dnc
+    when ``flooded`` is 0) read beside it, and the rate of each billed leg (the callee's, then
+    the caller's): the longest of its prefixes p<leg>_0.. in the rate table (NULL: none). Read
+    without a lock (the reservation's guarded UPDATE settles a race), or, after repeated races,
+    with one: SELECT ... FOR UPDATE (its subqueries do not lock: a locking clause applies to the
+    outer table only)."""
+    a, f, d, r = schema.accounts, schema.flood, schema.dnc, schema.rates
     numbers: list[Any] = [bindparam(f"n{i}") for i in range(count)]
-    columns: list[Any] = [a.c.enabled, a.c.credits, a.c.reserved,
+    columns: list[Any] = [a.c.enabled, a.c.credits, a.c.reserved, a.c.max_concurrent,
+                          a.c.max_per_minute, a.c.daily_credits, a.c.active_calls,
+                          a.c.minute_window, a.c.minute_count, a.c.credits_day,
+                          a.c.day_credits,
                           exists().where(d.c.number.in_(numbers)).label("listed")]
+    for leg, name in zip(range(billed_legs), ("rate", "caller_rate"), strict=False):
+        prefixes: list[Any] = [bindparam(f"p{leg}_{i}") for i in range(RATE_PREFIXES)]
+        columns.append(
+            select(r.c.rate).where(r.c.prefix.in_(prefixes))
+            .order_by(func.length(r.c.prefix).desc()).limit(1)
+            .scalar_subquery().label(name))
     if flooded:
         stamped = (
             select(func.count())
@@ -328,7 +461,8 @@ def _checks(count: int, flooded: int, locking: bool) -> Select[Any]:
     return query.with_for_update() if locking else query
 
 
-def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> dict[str, object]:
+def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float, rate: Decimal,
+              caller_rate: Decimal | None, reserved_credits: Decimal) -> dict[str, object]:
     asked = encode_events(call.status_events) if call.status_callback_url else None
     return {
         "id": call.id,
@@ -342,6 +476,9 @@ def _call_row(call: NewCall, reserve: int, now: float, deadline_at: float) -> di
         "callback_url": call.callback_url or None,
         "secret": call.secret or "",
         "max_minutes": reserve,
+        "rate": rate,
+        "caller_rate": caller_rate,
+        "reserved_credits": reserved_credits,
         "switch": call.switch,
         "job_uuid": call.job_uuid,
         "caller_uuid": call.caller_uuid,
@@ -369,7 +506,7 @@ def cancel_call(db: Database, call_id: str) -> bool:
             select(
                 c.c.account_id,
                 c.c.state,
-                c.c.max_minutes,
+                c.c.reserved_credits,
                 c.c.created_at,
                 c.c.caller_country_code,
                 c.c.caller_number,
@@ -397,14 +534,18 @@ def cancel_call(db: Database, call_id: str) -> bool:
         )
         conn.execute(delete(f).where(f.c.number.in_(numbers), f.c.stamped_at == call.created_at))
         account = conn.execute(
-            select(a.c.reserved).where(a.c.id == call.account_id).with_for_update()
+            select(a.c.reserved, a.c.active_calls, a.c.credits_day, a.c.day_credits)
+            .where(a.c.id == call.account_id).with_for_update()
         ).first()
         if account is not None:
-            conn.execute(
-                update(a)
-                .where(a.c.id == call.account_id)
-                .values(reserved=max(0, account.reserved - call.max_minutes))
-            )
+            held = call.reserved_credits or Decimal(0)
+            released: dict[str, Any] = {
+                "reserved": max(Decimal(0), account.reserved - held),
+                "active_calls": max(0, (account.active_calls or 0) - 1),
+            }
+            if account.credits_day == utc_day(call.created_at) and account.day_credits:
+                released["day_credits"] = max(Decimal(0), account.day_credits - held)
+            conn.execute(update(a).where(a.c.id == call.account_id).values(**released))
         return True
 
     cancelled = db.write_retrying(work)

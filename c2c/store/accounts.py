@@ -1,7 +1,8 @@
 """Accounts: API keys (kept only as SHA-256), webhook secrets, credits and reservations.
 
-Credits are minutes and never drop below 0: removing more than an account has leaves it at 0, and
-the ledger row says what was actually removed. ``reserved`` (minutes held by running calls) is
+Credits are exact decimals (c2c.domain.credits: a call costs its minutes at its rates, 1 credit
+per minute by default) and never drop below 0: removing more than an account has leaves it at 0,
+and the ledger row says what was actually removed. ``reserved`` (credits held by running calls) is
 separate and only moved by accepting and settling calls, so removing credits may leave
 credits < reserved; that only means no new call is accepted until enough calls have ended.
 
@@ -18,10 +19,22 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 
+from c2c.domain.credits import format_credits, parse_credits
 from c2c.store import ledger, schema
 from c2c.store.db import Database
 
@@ -50,15 +63,27 @@ class Account:
     id: int
     name: str
     enabled: bool
-    credits: int  # minutes
-    reserved: int  # minutes held by calls in flight
+    credits: Decimal
+    reserved: Decimal  # held by calls in flight
     webhook_secret: str = field(repr=False)  # signs callbacks; never logged
     confirm: bool | None = None  # press 1 to connect: None follows C2C_CONFIRM
     own_numbers: frozenset[int] = frozenset()  # E.164 digits of the account's own numbers
+    limits: KeyLimits = field(default_factory=lambda: KeyLimits())
 
     @property
-    def available(self) -> int:
+    def available(self) -> Decimal:
         return self.credits - self.reserved
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """An account's limits (None: unlimited): calls in flight at once, calls accepted per clock
+    minute, credits per UTC day, and the client networks it may call from (CIDR text)."""
+
+    max_concurrent: int | None = None
+    max_per_minute: int | None = None
+    daily_credits: Decimal | None = None
+    allow_ips: tuple[str, ...] = ()
 
 
 class CreatedAccount(NamedTuple):
@@ -77,11 +102,17 @@ def account_from_row(row: Any, own_numbers: Iterable[int] = ()) -> Account:
         id=int(row.id),
         name=row.name,
         enabled=bool(row.enabled),
-        credits=int(row.credits),
-        reserved=int(row.reserved),
+        credits=Decimal(row.credits),
+        reserved=Decimal(row.reserved),
         webhook_secret=row.webhook_secret,
         confirm=None if row.confirm is None else bool(row.confirm),
         own_numbers=frozenset(int(n) for n in own_numbers),
+        limits=KeyLimits(
+            max_concurrent=row.max_concurrent,
+            max_per_minute=row.max_per_minute,
+            daily_credits=row.daily_credits,
+            allow_ips=tuple(n for n in (row.allow_ips or "").split(",") if n),
+        ),
     )
 
 
@@ -120,6 +151,10 @@ _COLUMNS = (
     schema.accounts.c.reserved,
     schema.accounts.c.webhook_secret,
     schema.accounts.c.confirm,
+    schema.accounts.c.max_concurrent,
+    schema.accounts.c.max_per_minute,
+    schema.accounts.c.daily_credits,
+    schema.accounts.c.allow_ips,
 )
 
 
@@ -132,16 +167,34 @@ def _with_numbers(where: ColumnElement[bool] | None = None) -> Select[Any]:
     return (query if where is None else query.where(where)).order_by(a.c.id)
 
 
-# Built once: find_by_key is what the API calls for a key its account cache does not hold.
-_BY_KEY = _with_numbers(schema.accounts.c.api_key_sha256 == bindparam("key_sha256"))
+# Built once: find_by_key is what the API calls for a key its account cache does not hold. A key
+# replaced by `c2c keys rotate` matches too until its grace period ends.
+_BY_KEY = _with_numbers(or_(
+    schema.accounts.c.api_key_sha256 == bindparam("key_sha256"),
+    and_(schema.accounts.c.previous_api_key_sha256 == bindparam("key_sha256"),
+         schema.accounts.c.previous_key_until > bindparam("now")),
+))
+
+
+class RotatedKey(NamedTuple):
+    """What `rotate` hands back once: the new api_key, and the new webhook secret if asked."""
+
+    id: int
+    api_key: str
+    webhook_secret: str | None
+
+    def __repr__(self) -> str:
+        return f"RotatedKey(id={self.id})"
 
 
 class Accounts:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create(self, name: str, credits: int = 0, *, now: float | None = None) -> CreatedAccount:
+    def create(self, name: str, credits: Decimal | int | str = 0, *,
+               now: float | None = None) -> CreatedAccount:
         """A new enabled account; returns its id, api_key and webhook secret (shown once)."""
+        credits = parse_credits(credits)
         if credits < 0:
             raise ValueError("credits must not be negative")
         now = time.time() if now is None else now
@@ -154,6 +207,7 @@ class Accounts:
                     enabled=True,
                     credits=credits,
                     reserved=0,
+                    active_calls=0,
                     webhook_secret=webhook_secret,
                     created_at=now,
                 )
@@ -168,16 +222,71 @@ class Accounts:
                     note="initial credits",
                     now=now,
                 )])
-        log.info("account %s created (%r) with %d credits", account_id, name, credits)
+        log.info("account %s created (%r) with %s credits", account_id, name,
+                 format_credits(credits))
         return CreatedAccount(int(account_id), api_key, webhook_secret)
 
-    def find_by_key(self, api_key: str) -> Account | None:
-        """The account whose api_key this is, with its own numbers (the request path, behind the
-        account cache: one query, by the unique index on the key's hash)."""
+    def find_by_key(self, api_key: str, *, now: float | None = None) -> Account | None:
+        """The account whose api_key this is (or was, within a rotation's grace period), with
+        its own numbers (the request path, behind the account cache: one query, by the indexes
+        on the key's hashes)."""
+        now = time.time() if now is None else now
         with self._db.read() as conn:
             accounts = accounts_from_joined_rows(
-                conn.execute(_BY_KEY, {"key_sha256": hash_api_key(api_key)}))
+                conn.execute(_BY_KEY, {"key_sha256": hash_api_key(api_key), "now": now}))
         return accounts[0] if accounts else None
+
+    def rotate(self, key_or_id: str | int, *, grace_seconds: float = 0,
+               webhook_secret: bool = False, now: float | None = None) -> RotatedKey | None:
+        """A new api_key (and with ``webhook_secret`` a new secret); the replaced ones keep
+        working until ``now + grace_seconds`` (a key replaced earlier is forgotten at once).
+        None if there is no such account."""
+        now = time.time() if now is None else now
+        t = schema.accounts
+        api_key = new_api_key()
+        with self._db.write() as conn:
+            row = conn.execute(select(t.c.id, t.c.api_key_sha256, t.c.webhook_secret)
+                               .where(key_or_id_clause(key_or_id)).order_by(t.c.id)
+                               .with_for_update()).first()
+            if row is None:
+                return None
+            values: dict[str, Any] = {
+                "api_key_sha256": hash_api_key(api_key),
+                "previous_api_key_sha256": row.api_key_sha256 if grace_seconds > 0 else None,
+                "previous_key_until": now + grace_seconds if grace_seconds > 0 else None,
+            }
+            secret = None
+            if webhook_secret:
+                secret = new_webhook_secret()
+                values.update(
+                    webhook_secret=secret,
+                    previous_webhook_secret=row.webhook_secret if grace_seconds > 0 else None,
+                    previous_secret_until=now + grace_seconds if grace_seconds > 0 else None,
+                )
+            conn.execute(update(t).where(t.c.id == row.id).values(**values))
+        log.info("account %d: api_key%s rotated, the old one valid for %ss", row.id,
+                 " and webhook secret" if webhook_secret else "", grace_seconds)
+        return RotatedKey(int(row.id), api_key, secret)
+
+    def set_limits(self, key_or_id: str | int, **limits: Any) -> Account | None:
+        """Set some of an account's limits (KeyLimits' fields; None: unlimited). Returns the
+        account as it now is, None if there is none. Requests see it within
+        C2C_ACCOUNT_CACHE_SECONDS for --allow-ip; the accept reads the others under its lock."""
+        unknown = set(limits) - {f.name for f in dataclasses.fields(KeyLimits)}
+        if unknown:
+            raise ValueError(f"no such limit: {', '.join(sorted(unknown))}")
+        columns = dict(limits)
+        if "allow_ips" in columns:
+            columns["allow_ips"] = ",".join(columns["allow_ips"] or ()) or None
+        account = self._set(key_or_id, **columns)
+        if account is None:
+            return None
+        changed: dict[str, Any] = {k: (tuple(v or ()) if k == "allow_ips" else v)
+                                   for k, v in limits.items()}
+        account = dataclasses.replace(account, limits=dataclasses.replace(account.limits,
+                                                                          **changed))
+        log.info("account %d limits: %s", account.id, account.limits)
+        return account
 
     def find(self, key_or_id: str | int) -> Account | None:
         """By numeric id or api_key (for the CLI)."""
@@ -215,27 +324,29 @@ class Accounts:
             if account is None:
                 return None
             conn.execute(update(t).where(t.c.id == account.id).values(**values))
-        return dataclasses.replace(account, **values)
+        fields = {f.name for f in dataclasses.fields(Account)}
+        return dataclasses.replace(account, **{k: v for k, v in values.items() if k in fields})
 
     def add_credits(
         self,
         key_or_id: str | int,
-        minutes: int,
+        amount: Decimal | int | str,
         *,
         note: str | None = None,
         now: float | None = None,
     ) -> Account | None:
-        """Add (or with a negative number remove) credits, never below 0, with a ledger row.
+        """Add (or with a negative amount remove) credits, never below 0, with a ledger row.
 
         Returns the account after the change, None if there is no such account.
         """
+        amount = parse_credits(amount)
         now = time.time() if now is None else now
         t = schema.accounts
         with self._db.write() as conn:
             account = self.find_in(conn, key_or_id, lock=True)
             if account is None:
                 return None
-            balance = max(account.credits + minutes, 0)
+            balance = max(account.credits + amount, Decimal(0))
             delta = balance - account.credits
             if delta:
                 conn.execute(update(t).where(t.c.id == account.id).values(credits=balance))
@@ -247,7 +358,8 @@ class Accounts:
                     note=note,
                     now=now,
                 )])
-        log.info("account %d credits %+d -> %d", account.id, delta, balance)
+        log.info("account %d credits %s -> %s", account.id,
+                 ("+" if delta >= 0 else "") + format_credits(delta), format_credits(balance))
         return dataclasses.replace(account, credits=balance)
 
     @staticmethod

@@ -40,6 +40,15 @@ class CallbackJob:
     created_at: float  # when the call settled; the retry horizon counts from here
     next_attempt_at: float
     webhook_secret: str = field(repr=False)  # the HMAC key; never logged
+    # The key replaced by `c2c keys rotate --webhook-secret`, within its grace period: callbacks
+    # are signed with both meanwhile.
+    previous_webhook_secret: str | None = field(default=None, repr=False)
+
+
+def previous_secret(row: Any, now: float) -> str | None:
+    """An account row's replaced webhook secret while its grace period lasts."""
+    until = row.previous_secret_until
+    return row.previous_webhook_secret if until is not None and until > now else None
 
 
 def _short(text: str | None) -> str | None:
@@ -93,6 +102,8 @@ class Callbacks:
                     cb.c.created_at,
                     cb.c.next_attempt_at,
                     a.c.webhook_secret,
+                    a.c.previous_webhook_secret,
+                    a.c.previous_secret_until,
                 )
                 .join(a, a.c.id == cb.c.account_id)
                 .where(cb.c.id.in_(ids))
@@ -108,6 +119,7 @@ class Callbacks:
                 created_at=float(row.created_at),
                 next_attempt_at=float(row.next_attempt_at),
                 webhook_secret=row.webhook_secret,
+                previous_webhook_secret=previous_secret(row, now),
             )
             for row in rows
         ]

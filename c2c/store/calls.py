@@ -10,15 +10,18 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, Update, and_, bindparam, case, func, insert, or_, select, update
 
 from c2c.domain.callback_url import build_callback_url
 from c2c.domain.confirmation import Confirmation
+from c2c.domain.credits import DEFAULT_RATE, cost, format_credits, started_minutes
 from c2c.domain.progress import ProgressEvent, decode_events
 from c2c.domain.states import IN_FLIGHT, CallState
 from c2c.store import ledger, schema
+from c2c.store.accept import utc_day
 from c2c.store.db import Database
 from c2c.store.progress import Report, write_events
 
@@ -635,35 +638,40 @@ def _settle_rows(
             result["confirm"] = Confirmation(confirm).value  # refuses a value not ours
         if item.outcome.estimated:
             result["estimated"] = True
+        result["charged"], result["caller_minutes"] = charge_of(call, result)
         conn.execute(_UPDATE_CALL, {"b_id": call["id"], **result})
         ended.append((call, result))
 
     account_ids = sorted({int(call["account_id"]) for call, _ in ended})
-    balances = {
-        int(row.id): [int(row.credits), int(row.reserved)]
-        for row in conn.execute(_ACCOUNTS_LOCKED, {"b_ids": account_ids})
-    }
+    balances = {int(row.id): _Balance.of(row)
+                for row in conn.execute(_ACCOUNTS_LOCKED, {"b_ids": account_ids})}
     entries: list[dict[str, Any]] = []
     for call, result in ended:
         balance = balances[int(call["account_id"])]
-        billable = result["minutes"]
-        debit = min(billable, balance[0])  # credits never go negative
-        balance[0] -= debit
-        balance[1] = max(0, balance[1] - int(call["max_minutes"]))
-        if billable > 0:
+        charge = result["charged"]
+        debit = min(charge, balance.credits)  # credits never go negative
+        balance.credits -= debit
+        held = reserved_by(call)
+        balance.reserved = max(Decimal(0), balance.reserved - held)
+        balance.active_calls = max(0, balance.active_calls - 1)
+        if balance.credits_day == utc_day(float(call["created_at"])):
+            # The daily limit counts what calls cost: what this one held but did not use is back.
+            balance.day_credits = max(Decimal(0), balance.day_credits - (held - charge))
+        if charge > 0:
             entries.append(ledger.entry(
                 account_id=call["account_id"],
                 delta=-debit,
-                balance_after=balance[0],
+                balance_after=balance.credits,
                 kind=ledger.LedgerKind.DEBIT,
                 call_id=call["id"],
-                note=None if debit == billable else f"{billable} min used, {debit} left to debit",
+                note=None if debit == charge else (
+                    f"{format_credits(charge)} used, {format_credits(debit)} left to debit"),
                 now=now,
+                rate=call_rate(call),
+                caller_rate=call["caller_rate"],
             ))
     for account_id in account_ids:
-        credits, reserved = balances[account_id]
-        conn.execute(_UPDATE_ACCOUNT, {"b_id": account_id, "credits": credits,
-                                       "reserved": reserved})
+        conn.execute(_UPDATE_ACCOUNT, {"b_id": account_id, **balances[account_id].values()})
     ledger.record_entries(conn, entries)
     callbacks = [
         {
@@ -684,6 +692,55 @@ def _settle_rows(
                for call, result in ended if call["status_events"]]
     if reports:
         write_events(conn, reports, now)
+
+
+@dataclass
+class _Balance:
+    """An account's row as settlement changes it (locked by the settling transaction)."""
+
+    credits: Decimal
+    reserved: Decimal
+    active_calls: int
+    credits_day: int | None
+    day_credits: Decimal
+
+    @classmethod
+    def of(cls, row: Any) -> _Balance:
+        return cls(Decimal(row.credits), Decimal(row.reserved), int(row.active_calls or 0),
+                   row.credits_day, Decimal(row.day_credits or 0))
+
+    def values(self) -> dict[str, Any]:
+        return {"credits": self.credits, "reserved": self.reserved,
+                "active_calls": self.active_calls, "day_credits": self.day_credits}
+
+
+def call_rate(call: Mapping[str, Any]) -> Decimal:
+    """Credits per minute of the callee's talk, fixed at acceptance (1 for a call older than
+    rates: its row was filled so by the schema upgrade, but say it once here)."""
+    rate = call.get("rate")
+    return DEFAULT_RATE if rate is None else Decimal(rate)
+
+
+def reserved_by(call: Mapping[str, Any]) -> Decimal:
+    """The credits the call's accept reserved."""
+    held = call.get("reserved_credits")
+    return Decimal(int(call["max_minutes"])) if held is None else Decimal(held)
+
+
+def charge_of(call: Mapping[str, Any], result: Mapping[str, Any]) -> tuple[Decimal, int | None]:
+    """What a call costs (its billed minutes at its rates, never more than it reserved) and the
+    caller leg's billed minutes (None when that leg is not billed): every started minute from
+    the caller's answer to the leg's end (its hangup, else the call's end)."""
+    caller_rate = call.get("caller_rate")
+    caller_minutes = None
+    if caller_rate is not None:
+        answered_at, end = call["caller_answered_at"], (call["caller_gone_at"]
+                                                        or result.get("ended_at"))
+        caller_minutes = (started_minutes(float(end) - float(answered_at))
+                          if answered_at is not None and end is not None else 0)
+    charge = cost(int(result["minutes"] or 0), call_rate(call), caller_minutes or 0,
+                  None if caller_rate is None else Decimal(caller_rate))
+    return min(charge, reserved_by(call)), caller_minutes
 
 
 def _settlement_reports(call: Mapping[str, Any]) -> list[Report]:
@@ -747,26 +804,31 @@ def _correct(
     gone = [t for t in (call["caller_gone_at"], call["callee_gone_at"]) if t is not None]
     if gone:
         result["ended_at"] = max(gone)
+    charge, result["caller_minutes"] = charge_of(call, {**result, "ended_at": result.get(
+        "ended_at", call["ended_at"])})
+    result["charged"] = charge
     conn.execute(_UPDATE_CALL, {"b_id": call_id, **result})
-    debited = int(conn.execute(_DEBITED, {"b_id": call_id}).scalar_one())
-    wanted = billable - debited
-    delta = 0
+    debited = Decimal(conn.execute(_DEBITED, {"b_id": call_id}).scalar_one())
+    wanted = charge - debited
+    delta = Decimal(0)
     if wanted:
         account = conn.execute(_ACCOUNTS_LOCKED, {"b_ids": [account_id]}).one()
-        credits = int(account.credits)
+        credits = Decimal(account.credits)
         delta = -min(wanted, credits) if wanted > 0 else -wanted
         credits += delta
         conn.execute(_UPDATE_ACCOUNT, {"b_id": account_id, "credits": credits})
         note = f"estimated {call['minutes']} min, measured {billable} min"
         if wanted > 0 and -delta < wanted:
-            note += f", {wanted + delta} left to debit"
+            note += f", {format_credits(wanted + delta)} left to debit"
         ledger.record_entries(conn, [ledger.entry(
             account_id=account_id, delta=delta, balance_after=credits,
-            kind=ledger.LedgerKind.CORRECTION, corrects=call_id, note=note, now=now)])
+            kind=ledger.LedgerKind.CORRECTION, corrects=call_id, note=note, now=now,
+            rate=call_rate(call), caller_rate=call["caller_rate"])])
     log.info(
         "call %s: estimate corrected by its leg's end: answered=%s minutes=%d -> answered=%s "
-        "minutes=%d (credits %+d)",
-        call_id, bool(call["answered"]), int(call["minutes"] or 0), answered, billable, delta,
+        "minutes=%d (credits %s)",
+        call_id, bool(call["answered"]), int(call["minutes"] or 0), answered, billable,
+        format_credits(delta),
     )
 
 
@@ -784,7 +846,8 @@ _GET_MANY_LOCKED = (
 )
 _UPDATE_CALL = update(_c).where(_c.c.id == bindparam("b_id"))
 _ACCOUNTS_LOCKED = (
-    select(_a.c.id, _a.c.credits, _a.c.reserved)
+    select(_a.c.id, _a.c.credits, _a.c.reserved, _a.c.active_calls, _a.c.credits_day,
+           _a.c.day_credits)
     .where(_a.c.id.in_(bindparam("b_ids", expanding=True)))
     .order_by(_a.c.id)
     .with_for_update()

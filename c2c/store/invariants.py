@@ -6,10 +6,11 @@ commit, because every change they relate is made in one transaction (accept_call
 Accounts.add_credits):
 
 - accounts: credits and reserved are never negative; credits equal the sum of the account's ledger
-  deltas and its newest balance_after; reserved equals the max_minutes of its calls not ended
+  deltas and its newest balance_after; reserved equals the reserved_credits of its calls not ended
   (Ledger.check, the same rules, is reused for these);
 - debits: a call is debited at most once, only once it ended, on its own account, and by its
-  minutes (less only when the account ran dry, balance_after 0: credits never go negative);
+  cost at its rates (``charged``; less only when the account ran dry, balance_after 0: credits
+  never go negative);
   a call settled on an estimate may also have one correction row (``corrects`` names it, on its
   own account, once it says corrected_at): its debit and its correction together make its
   minutes;
@@ -22,8 +23,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal, or_, select, union_all
+from sqlalchemy import Connection, and_, case, func, literal, or_, select, union_all
 
+from c2c.domain.credits import format_credits
 from c2c.domain.states import CallState
 from c2c.store import Store, schema
 from c2c.store.db import Database
@@ -181,11 +183,17 @@ def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
         .group_by(entries.c.call_id)
         .subquery()
     )
-    minutes = func.coalesce(c.c.minutes, 0)
+    # What the call cost at its rates (its minutes, at the flat rate of 1 credit per minute).
+    charged = func.coalesce(c.c.charged, 0)
+    # What its billed minutes cost at its rates, never more than it reserved (Calls.settle).
+    priced = (func.coalesce(c.c.minutes, 0) * c.c.rate
+              + func.coalesce(c.c.caller_minutes, 0) * func.coalesce(c.c.caller_rate, 0))
+    cost = case((priced > c.c.reserved_credits, c.c.reserved_credits), else_=priced)
     rows = conn.execute(
         select(
             c.c.id,
-            minutes.label("minutes"),
+            charged.label("charged"),
+            cost.label("cost"),
             debits.c.entries,
             debits.c.rows,
             debits.c.debited,
@@ -196,39 +204,43 @@ def _settled_calls_debited_wrongly(conn: Connection) -> list[Breach]:
             c.c.state == ENDED,
             or_(
                 debits.c.rows > 1,
-                and_(minutes > 0,
-                     or_(debits.c.entries.is_(None), debits.c.debited != minutes)),
-                # A debit of a call that bills nothing: wrong, unless a correction refunded it.
-                and_(minutes == 0, debits.c.entries.is_not(None),
+                cost != charged,
+                and_(charged > 0,
+                     or_(debits.c.entries.is_(None), debits.c.debited != charged)),
+                # A debit of a call that costs nothing: wrong, unless a correction refunded it.
+                and_(charged == 0, debits.c.entries.is_not(None),
                      or_(debits.c.debited != 0, debits.c.entries == debits.c.rows)),
             ),
         )
         .order_by(c.c.id)
     ).all()
     breaches = []
+    shown = format_credits
     for row in rows:
         subject = f"call {row.id}"
         if row.rows is not None and row.rows > 1:
             breaches.append(Breach("debits", subject, f"debited {row.rows} times (settled twice?)"))
+        elif row.cost != row.charged:
+            breaches.append(Breach("debits", subject, f"charged {shown(row.charged)} but its "
+                                   f"minutes at its rates cost {shown(row.cost)}"))
         elif row.entries is None:
+            breaches.append(Breach("debits", subject,
+                                   f"settled costing {shown(row.charged)} but never debited"))
+        elif row.charged == 0:
             breaches.append(
-                Breach("debits", subject, f"settled with {row.minutes} minute(s) but never debited")
+                Breach("debits", subject, f"cost nothing but debited {shown(row.debited)}")
             )
-        elif row.minutes == 0:
-            breaches.append(
-                Breach("debits", subject, f"billed 0 minutes but debited {row.debited}")
-            )
-        elif row.debited > row.minutes:
-            breaches.append(
-                Breach("debits", subject, f"debited {row.debited} minute(s) for {row.minutes}")
-            )
+        elif row.debited > row.charged:
+            breaches.append(Breach("debits", subject, f"debited {shown(row.debited)} for a "
+                                                      f"call costing {shown(row.charged)}"))
         elif row.balance_after != 0:
-            # Less than the minutes is right only when the credits ran out (never below 0).
+            # Less than the cost is right only when the credits ran out (never below 0).
             breaches.append(
                 Breach(
                     "debits",
                     subject,
-                    f"debited {row.debited} of {row.minutes} minute(s) with {row.balance_after} left",
+                    f"debited {shown(row.debited)} of {shown(row.charged)} with "
+                    f"{shown(row.balance_after)} left",
                 )
             )
     return breaches

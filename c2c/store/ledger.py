@@ -5,11 +5,13 @@ as the change, so the ledger always sums to the balance. Also the consistency ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select
 
+from c2c.domain.credits import format_credits
 from c2c.domain.states import IN_FLIGHT
 from c2c.store import schema
 from c2c.store.db import Database
@@ -20,24 +22,29 @@ class LedgerKind(StrEnum):
     # Credits removed by the operator (no call); or, naming the call in ``corrects``, the
     # difference between a call's estimated minutes and those its CDR later measured.
     CORRECTION = "correction"
-    DEBIT = "debit"  # a call's minutes
+    DEBIT = "debit"  # a call's minutes at its rates
 
 
 def entry(
     *,
     account_id: int,
-    delta: int,
-    balance_after: int,
+    delta: Decimal | int,
+    balance_after: Decimal | int,
     kind: LedgerKind,
     now: float,
     call_id: str | None = None,
     note: str | None = None,
     corrects: str | None = None,
+    rate: Decimal | None = None,
+    caller_rate: Decimal | None = None,
 ) -> dict[str, Any]:
     """One ledger row, for record_entries (inside the transaction that changed the balance).
 
-    ``call_id``: the call a debit is for; ``corrects``: the call a correction is for."""
+    ``call_id``: the call a debit is for; ``corrects``: the call a correction is for; ``rate``
+    and ``caller_rate``: what the call's minutes were charged at."""
     return {
+        "rate": rate,
+        "caller_rate": caller_rate,
         "account_id": account_id,
         "delta": delta,
         "balance_after": balance_after,
@@ -87,8 +94,9 @@ class Ledger:
         """Every way the balances disagree with the ledger and the calls in flight.
 
         For each account: credits and reserved are not negative; the ledger's deltas sum to the
-        credits and its newest balance_after equals them; reserved equals the minutes the
-        account's in-flight calls hold. An empty list means all is consistent.
+        credits and its newest balance_after equals them; reserved equals the credits the
+        account's in-flight calls hold, and active_calls their number. An empty list means all
+        is consistent.
         """
         a, lg, c = schema.accounts, schema.ledger, schema.calls
         sums = (
@@ -101,7 +109,8 @@ class Ledger:
             .subquery()
         )
         held = (
-            select(c.c.account_id, func.sum(c.c.max_minutes).label("held"))
+            select(c.c.account_id, func.sum(c.c.reserved_credits).label("held"),
+                   func.count().label("running"))
             .where(c.c.state.in_([s.value for s in IN_FLIGHT]))
             .group_by(c.c.account_id)
             .subquery()
@@ -114,6 +123,8 @@ class Ledger:
                 sums.c.total,
                 lg.c.balance_after,
                 held.c.held,
+                held.c.running,
+                a.c.active_calls,
             )
             .outerjoin(sums, sums.c.account_id == a.c.id)
             .outerjoin(lg, lg.c.id == sums.c.last)
@@ -123,20 +134,26 @@ class Ledger:
         with self._db.read() as conn:
             rows = conn.execute(query).all()
         problems: list[LedgerProblem] = []
-        for account_id, credits, reserved, total, last_balance, in_flight in rows:
+        for (account_id, credits, reserved, total, last_balance, in_flight, running,
+             active) in rows:
             total, last_balance, in_flight = total or 0, last_balance or 0, in_flight or 0
+            running, active = running or 0, active or 0
+            shown = format_credits
             messages = []
             if credits < 0:
-                messages.append(f"credits are negative ({credits})")
+                messages.append(f"credits are negative ({shown(credits)})")
             if reserved < 0:
-                messages.append(f"reserved is negative ({reserved})")
+                messages.append(f"reserved is negative ({shown(reserved)})")
             if total != credits:
-                messages.append(f"credits are {credits} but the ledger sums to {total}")
-            if last_balance != credits:
                 messages.append(
-                    f"credits are {credits} but the last ledger balance is {last_balance}"
-                )
+                    f"credits are {shown(credits)} but the ledger sums to {shown(total)}")
+            if last_balance != credits:
+                messages.append(f"credits are {shown(credits)} but the last ledger balance is "
+                                f"{shown(last_balance)}")
             if in_flight != reserved:
-                messages.append(f"reserved is {reserved} but calls in flight hold {in_flight}")
+                messages.append(f"reserved is {shown(reserved)} but calls in flight hold "
+                                f"{shown(in_flight)}")
+            if running != active:
+                messages.append(f"active_calls is {active} but {running} calls are in flight")
             problems.extend(LedgerProblem(account_id, message) for message in messages)
         return problems

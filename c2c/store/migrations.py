@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
 
 from c2c.errors import StoreError
 from c2c.store import schema
+from c2c.store.coverage_defaults import add_missing_defaults, seed_default_coverage
 from c2c.store.db import translating_errors
 from c2c.store.engine import SQLITE_BEGIN, is_mysql
 
@@ -34,21 +35,6 @@ class Migration:
     version: int
     description: str
     apply: Callable[[Connection], None]
-
-
-def seed_default_coverage(conn: Connection) -> None:
-    """Countries 1 and 44 allowed; the NANP premium-rate NPAs 900 and 976 denied."""
-    conn.execute(
-        insert(schema.coverage_countries),
-        [{"country_code": "1", "allowed": True}, {"country_code": "44", "allowed": True}],
-    )
-    conn.execute(
-        insert(schema.coverage_areas),
-        [
-            {"country_code": "1", "prefix": "900", "allowed": False},
-            {"country_code": "1", "prefix": "976", "allowed": False},
-        ],
-    )
 
 
 def _initial(conn: Connection) -> None:
@@ -107,6 +93,51 @@ def _progress_webhooks_and_idempotency(conn: Connection) -> None:
     create_table_if_missing(conn, "progress_webhooks")
 
 
+def _rates_limits_and_rotation(conn: Connection) -> None:
+    """Credits become exact decimals kept as micro-credits (an integer, BIGINT on MySQL): every
+    amount already stored is multiplied by 10**6 once; calls get their rates (1 credit per
+    minute, what credits meant so far) and the credits they reserved or cost; accounts get their
+    limits' counters. DDL first (MySQL commits it; each statement is safe to repeat), then the
+    conversions in one transaction with the version row, so a crash cannot apply them twice."""
+    mysql = is_mysql(conn.engine)
+    if mysql:
+        conn.execute(text("ALTER TABLE accounts MODIFY credits BIGINT NOT NULL, "
+                          "MODIFY reserved BIGINT NOT NULL"))
+        conn.execute(text("ALTER TABLE ledger MODIFY delta BIGINT NOT NULL, "
+                          "MODIFY balance_after BIGINT NOT NULL"))
+    added = {
+        "accounts": ("max_concurrent", "max_per_minute", "daily_credits", "allow_ips",
+                     "active_calls", "minute_window", "minute_count", "credits_day",
+                     "day_credits", "previous_api_key_sha256", "previous_key_until",
+                     "previous_webhook_secret", "previous_secret_until"),
+        "ledger": ("rate", "caller_rate"),
+        "calls": ("rate", "caller_rate", "reserved_credits", "caller_minutes", "charged"),
+    }
+    for table, columns in added.items():
+        for column in columns:
+            ddl_type = schema.metadata.tables[table].c[column].type.compile(dialect=conn.dialect)
+            add_column_if_missing(conn, table, column, ddl_type)
+    create_index_if_missing(conn, "accounts", "ix_accounts_previous_key")
+    create_index_if_missing(conn, "ledger", "ix_ledger_created")
+    create_table_if_missing(conn, "rates")
+    if mysql:
+        conn.commit()  # the DDL is in; what follows is one transaction with the version row
+    micro = 10**6
+    conn.execute(text(f"UPDATE accounts SET credits = credits * {micro}, "
+                      f"reserved = reserved * {micro}, active_calls = (SELECT COUNT(*) FROM "
+                      "calls WHERE calls.account_id = accounts.id AND calls.state <> 'ended')"))
+    conn.execute(text(f"UPDATE ledger SET delta = delta * {micro}, "
+                      f"balance_after = balance_after * {micro}"))
+    conn.execute(text(f"UPDATE ledger SET rate = {micro} "
+                      "WHERE kind = 'debit' OR corrects IS NOT NULL"))
+    conn.execute(text(f"UPDATE calls SET rate = {micro}, reserved_credits = max_minutes * {micro}, "
+                      f"charged = CASE WHEN state = 'ended' THEN COALESCE(minutes, 0) * {micro} "
+                      "END"))
+    # The shipped denials of premium and revenue-share ranges it has no rule for (an operator's
+    # own rule for an area stays as it is).
+    add_missing_defaults(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and the default coverage", _initial),
     Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
@@ -115,6 +146,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _switch_states_and_estimates),
     Migration(5, "progress webhooks; idempotent requests; hangup on request",
               _progress_webhooks_and_idempotency),
+    Migration(6, "exact credits; rates; limits per key; key rotation",
+              _rates_limits_and_rotation),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

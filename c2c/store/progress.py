@@ -27,6 +27,7 @@ from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from c2c.domain.progress import ProgressEvent, decode_events, delivery_id, progress_body
 from c2c.store import schema
+from c2c.store.callbacks import previous_secret
 from c2c.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class ProgressJob:
     created_at: float  # when the event was recorded; the retry horizon counts from here
     next_attempt_at: float
     webhook_secret: str = field(repr=False)  # the HMAC key; never logged
+    previous_webhook_secret: str | None = field(default=None, repr=False)  # see CallbackJob
 
     @property
     def delivery_id(self) -> str:
@@ -161,7 +163,8 @@ class Progress:
             rows = conn.execute(
                 select(pw.c.id, pw.c.call_id, pw.c.account_id, pw.c.sequence, pw.c.event,
                        pw.c.url, pw.c.body, pw.c.attempts, pw.c.created_at,
-                       pw.c.next_attempt_at, a.c.webhook_secret)
+                       pw.c.next_attempt_at, a.c.webhook_secret, a.c.previous_webhook_secret,
+                       a.c.previous_secret_until)
                 .join(a, a.c.id == pw.c.account_id)
                 .where(pw.c.id.in_(ids))
                 .order_by(pw.c.next_attempt_at, pw.c.id)
@@ -179,6 +182,7 @@ class Progress:
                 created_at=float(row.created_at),
                 next_attempt_at=float(row.next_attempt_at),
                 webhook_secret=row.webhook_secret,
+                previous_webhook_secret=previous_secret(row, now),
             )
             for row in rows
         ]

@@ -7,6 +7,7 @@ States and reasons are short strings/ints; see c2c.domain.states.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -25,8 +26,34 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from c2c.domain.credits import from_micro, parse_credits, to_micro
 
 metadata = MetaData()
+
+
+class Credits(TypeDecorator[Decimal]):
+    """An exact amount of credits (c2c.domain.credits), kept as an integer of micro-credits:
+    BIGINT on MySQL, INTEGER (64-bit) on SQLite, so sums and comparisons in SQL stay exact on
+    both. Binds an int, a Decimal or decimal text; reads a Decimal."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(Integer() if dialect.name == "sqlite" else BigInteger())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else to_micro(parse_credits(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else from_micro(int(value))
+
+    @property
+    def python_type(self) -> type[Decimal]:
+        return Decimal
 
 # InnoDB (row locks, SKIP LOCKED) and utf8mb4 whatever the server's defaults are; ignored by SQLite.
 MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -49,12 +76,46 @@ accounts = Table(
     Column("name", String(100), nullable=False),
     Column("api_key_sha256", String(64), nullable=False, unique=True),
     Column("enabled", Boolean, nullable=False, default=True),
-    Column("credits", Integer, nullable=False, default=0),  # minutes
-    Column("reserved", Integer, nullable=False, default=0),  # minutes held by running calls
+    Column("credits", Credits, nullable=False, default=0),
+    Column("reserved", Credits, nullable=False, default=0),  # held by running calls
     Column("webhook_secret", String(64), nullable=False),
     Column("created_at", Time, nullable=False),
     # Press 1 to connect for this key's calls: NULL follows C2C_CONFIRM, else on/off.
     Column("confirm", Boolean, nullable=True),
+    # Limits of the key (issue 14; NULL: unlimited): calls in flight at once, calls accepted per
+    # clock minute, credits reserved per UTC day, and the client addresses it may call from
+    # (comma-separated CIDRs).
+    Column("max_concurrent", Integer, nullable=True),
+    Column("max_per_minute", Integer, nullable=True),
+    Column("daily_credits", Credits, nullable=True),
+    Column("allow_ips", String(1000), nullable=True),
+    # The counters the limits are checked against, kept on the row the accept locks anyway, so
+    # they are exact across workers and hosts: calls not yet ended; calls accepted in clock
+    # minute ``minute_window`` (Unix seconds // 60); credits reserved, less what settled calls
+    # did not use, in UTC day ``credits_day`` (Unix seconds // 86400).
+    Column("active_calls", Integer, nullable=True),
+    Column("minute_window", Integer, nullable=True),
+    Column("minute_count", Integer, nullable=True),
+    Column("credits_day", Integer, nullable=True),
+    Column("day_credits", Credits, nullable=True),
+    # Key rotation: the replaced key (and webhook secret) keep working until these times.
+    Column("previous_api_key_sha256", String(64), nullable=True),
+    Column("previous_key_until", Time, nullable=True),
+    Column("previous_webhook_secret", String(64), nullable=True),
+    Column("previous_secret_until", Time, nullable=True),
+    Index("ix_accounts_previous_key", "previous_api_key_sha256"),
+    **MYSQL,
+)
+
+# Rates (issue 14): credits per started minute of a leg to numbers under an E.164 prefix (digits
+# without '+'); the longest prefix that matches a number decides. No row: C2C_DEFAULT_RATE.
+rates = Table(
+    "rates",
+    metadata,
+    Column("prefix", String(15), primary_key=True),
+    Column("rate", Credits, nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("updated_at", Time, nullable=False),
     **MYSQL,
 )
 
@@ -76,8 +137,8 @@ ledger = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("delta", Integer, nullable=False),
-    Column("balance_after", Integer, nullable=False),
+    Column("delta", Credits, nullable=False),
+    Column("balance_after", Credits, nullable=False),
     Column("kind", String(16), nullable=False),  # grant, debit, correction
     Column("call_id", String(36), nullable=True),
     Column("note", String(200), nullable=True),
@@ -85,7 +146,12 @@ ledger = Table(
     # A correction of a call's estimated minutes (kind 'correction'): the call it corrects. Its
     # own column, not call_id, so that call_id still means "the call's one debit".
     Column("corrects", String(36), nullable=True),
+    # The rates the call's debit or correction was charged at (credits per minute of the
+    # callee's talk; of the caller's leg, when billed).
+    Column("rate", Credits, nullable=True),
+    Column("caller_rate", Credits, nullable=True),
     Index("ix_ledger_account", "account_id"),
+    Index("ix_ledger_created", "created_at"),  # reports by period
     UniqueConstraint("call_id", name="uq_ledger_call"),  # a call is debited at most once
     Index("uq_ledger_corrects", "corrects", unique=True),  # and corrected at most once
     **MYSQL,
@@ -183,6 +249,14 @@ calls = Table(
     # POST /api/calls/{id}/hangup: when the customer asked to end the call (its legs are killed
     # on the switch; one not yet there when asked is killed when it appears).
     Column("hangup_requested_at", Time, nullable=True),
+    # Rates fixed at acceptance (issue 14): credits per minute of the callee's talk, and of the
+    # caller's leg when C2C_BILL_CALLER_LEG is on (else NULL); the credits reserved for the call
+    # (released at settlement); the caller leg's billed minutes and what the call cost.
+    Column("rate", Credits, nullable=True),
+    Column("caller_rate", Credits, nullable=True),
+    Column("reserved_credits", Credits, nullable=True),
+    Column("caller_minutes", Integer, nullable=True),
+    Column("charged", Credits, nullable=True),
     Index("ix_calls_state_switch", "state", "switch"),
     Index("ix_calls_job_uuid", "job_uuid"),
     Index("ix_calls_account_created", "account_id", "created_at"),
