@@ -101,12 +101,27 @@ def test_an_ended_call_shows_its_outcome_legs_and_callback(harness: AppHarness) 
         "estimated": False,
         "corrected_at": None,
         "max_minutes": 7,
+        "rate": 1,
+        "caller_rate": None,
+        "cost": 2,
         "confirm": "confirmed",
         "switch": SEED_SWITCH,
         "callback": {"status": "delivered", "attempts": 2, "last_http_status": 200,
                      "last_attempt_at": "2023-11-14T22:14:33.500Z",
                      "delivered_at": "2023-11-14T22:14:33.500Z"},
     }
+
+
+def test_a_call_shows_its_rates_and_what_it_cost(harness: AppHarness) -> None:
+    account = harness.account()
+    running = seed_call(harness.store, account.id, state="bridged", rate="0.035",
+                        caller_rate="0.01", reserved_credits="4.2")
+    shown = call_of(harness, account.api_key, running)
+    assert (shown["rate"], shown["caller_rate"], shown["cost"]) == (0.035, 0.01, None)
+    ended = seed_call(harness.store, account.id, answered=True, minutes=3, reason=None,
+                      rate="0.035", caller_rate="0.01", caller_minutes=4, charged="0.145")
+    shown = call_of(harness, account.api_key, ended)
+    assert (shown["rate"], shown["caller_rate"], shown["cost"]) == (0.035, 0.01, 0.145)
 
 
 def test_a_leg_without_a_channel_shows_what_the_switch_said_instead(harness: AppHarness) -> None:

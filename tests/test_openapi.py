@@ -93,7 +93,8 @@ def test_the_document_agrees_with_the_code(document: dict[str, Any]) -> None:
     row = {name: None for name in (
         "id", "state", "confirm", "caller_country_code", "caller_number", "callee_country_code",
         "callee_number", "created_at", "caller_answered_at", "bridged_at", "ended_at", "answered",
-        "minutes", "reason", "estimated", "corrected_at", "max_minutes", "switch",
+        "minutes", "reason", "estimated", "corrected_at", "max_minutes", "rate", "caller_rate",
+        "charged", "switch",
         "caller_hangup_cause", "caller_sip_status", "callee_hangup_cause", "callee_sip_status",
         "callee_fate", "originate_error", "has_callback", "callback_status",
         "callback_attempts", "callback_delivered_at", "callback_last_http_status",

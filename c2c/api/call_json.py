@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from c2c.domain.call_status import public_state
+from c2c.domain.credits import DEFAULT_RATE, json_credits
 
 
 def iso_utc(seconds: float | None) -> str | None:
@@ -85,6 +86,9 @@ def call_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "estimated": bool(row["estimated"]) and row["corrected_at"] is None,
         "corrected_at": iso_utc(row["corrected_at"]),
         "max_minutes": int(row["max_minutes"]),
+        "rate": json_credits(row["rate"] if row["rate"] is not None else DEFAULT_RATE),
+        "caller_rate": None if row["caller_rate"] is None else json_credits(row["caller_rate"]),
+        "cost": json_credits(row["charged"]) if ended and row["charged"] is not None else None,
         "confirm": row["confirm"],
         "switch": row["switch"],
         "callback": callback_json(row),

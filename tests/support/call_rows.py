@@ -46,6 +46,11 @@ def seed_call(store: Store, account_id: int, *, created_at: float | None = None,
     if state == "ended":
         row.update(answered=False, minutes=0, reason=0, ended_at=row["created_at"] + 30)
     row.update(columns)
+    # As the accept and settlement write them at the flat rate, unless the test says otherwise.
+    row.setdefault("rate", 1)
+    row.setdefault("reserved_credits", row["max_minutes"])
+    if row["state"] == "ended":
+        row.setdefault("charged", row.get("minutes") or 0)
     with store.engine.begin() as conn:
         conn.execute(insert(schema.calls), [row])
     return call_id
