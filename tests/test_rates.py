@@ -20,7 +20,7 @@ from c2c.domain.credits import (
     started_minutes,
 )
 from c2c.store import Pricing, SettledOutcome
-from c2c.store.accept import caller_setup_minutes, number_prefixes
+from c2c.store.accept import FLAT_PRICING, caller_setup_minutes, number_prefixes
 from c2c.store.invariants import check_invariants
 from c2c.store.rates import RateFileError, parse_rate_rows
 from tests.conftest import ACCEPT_DEFAULTS
@@ -89,7 +89,7 @@ def test_the_rates_file_is_read_strictly():
 
 # --- on both stores -----------------------------------------------------------------------
 
-def accept(store, call, now=NOW, pricing=Pricing(), **overrides):
+def accept(store, call, now=NOW, pricing=FLAT_PRICING, **overrides):
     return store.accept_call(call.account_id, call, now=now, pricing=pricing,
                              **{**ACCEPT_DEFAULTS, **overrides})
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -186,10 +186,34 @@ def accept_call(
 
 @dataclass
 class _Taken:
-    """What the calls before this one in the same transaction reserved (not yet written)."""
+    """What the calls before this one in the same transaction reserved (not yet written): in
+    all, and per clock minute and UTC day (a group's calls, milliseconds apart, may still fall
+    on both sides of a boundary: each counts in its own)."""
 
     credits: Decimal = Decimal(0)
     calls: int = 0
+    by_minute: dict[int, int] = field(default_factory=dict)
+    by_day: dict[int, Decimal] = field(default_factory=dict)
+
+    def add(self, accepted: AcceptedCall, now: float) -> None:
+        self.credits += accepted.reserved_credits
+        self.calls += 1
+        minute, day = clock_minute(now), utc_day(now)
+        self.by_minute[minute] = self.by_minute.get(minute, 0) + 1
+        self.by_day[day] = self.by_day.get(day, Decimal(0)) + accepted.reserved_credits
+
+    def buckets(self) -> list[tuple[int, int, int, Decimal]]:
+        """(minute, day, calls, credits) per clock minute, in time order: one guarded UPDATE
+        each, so every call is counted in its own minute and day."""
+        out: list[tuple[int, int, int, Decimal]] = []
+        for minute in sorted(self.by_minute):
+            out.append((minute, utc_day(minute * 60.0), self.by_minute[minute], Decimal(0)))
+        # Credits go with the first minute of their day (a day's minutes are consecutive here).
+        for day, credits in self.by_day.items():
+            index = next(i for i, bucket in enumerate(out) if bucket[1] == day)
+            minute, _, calls, held = out[index]
+            out[index] = (minute, day, calls, held + credits)
+        return out
 
 
 def accept_calls(
@@ -233,14 +257,12 @@ def accept_calls(
                 conn.exec_driver_sql("ROLLBACK TO SAVEPOINT c2c_accept")
                 results.append(rejected)
                 continue
-            taken.credits += accepted.reserved_credits
-            taken.calls += 1
+            taken.add(accepted, now)
             results.append(accepted)
-        if taken.calls:
-            last = stamps[-1]
+        for minute, day, count, amount in taken.buckets():
             if not conn.execute(_RESERVE, {
-                "account_id": account_id, "amount": taken.credits, "count": taken.calls,
-                "minute": clock_minute(last), "day": utc_day(last),
+                "account_id": account_id, "amount": amount, "count": count,
+                "minute": minute, "day": day,
             }).rowcount:
                 raise _BalanceMoved()
         return results
@@ -338,8 +360,10 @@ def _available(checks: Any, taken: _Taken, now: float) -> Decimal:
     daily limit no more than what is left of the day's."""
     available: Decimal = checks.credits - checks.reserved - taken.credits
     if checks.daily_credits is not None:
-        used = (checks.day_credits or 0) if checks.credits_day == utc_day(now) else 0
-        available = min(available, checks.daily_credits - used - taken.credits)
+        day = utc_day(now)
+        used = (checks.day_credits or 0) if checks.credits_day == day else 0
+        available = min(available, checks.daily_credits - used
+                        - taken.by_day.get(day, Decimal(0)))
     return available
 
 
@@ -349,8 +373,9 @@ def _check_call_limits(checks: Any, taken: _Taken, now: float) -> None:
             and (checks.active_calls or 0) + taken.calls + 1 > checks.max_concurrent):
         raise RequestRejected(6, "limit: too many calls in flight for this api_key")
     if checks.max_per_minute is not None:
-        counted = (checks.minute_count or 0) if checks.minute_window == clock_minute(now) else 0
-        if counted + taken.calls + 1 > checks.max_per_minute:
+        minute = clock_minute(now)
+        counted = (checks.minute_count or 0) if checks.minute_window == minute else 0
+        if counted + taken.by_minute.get(minute, 0) + 1 > checks.max_per_minute:
             raise RequestRejected(6, "limit: too many calls this minute for this api_key")
 
 

@@ -275,6 +275,8 @@ class Accounts:
         unknown = set(limits) - {f.name for f in dataclasses.fields(KeyLimits)}
         if unknown:
             raise ValueError(f"no such limit: {', '.join(sorted(unknown))}")
+        if not limits:
+            return self.find(key_or_id)
         columns = dict(limits)
         if "allow_ips" in columns:
             columns["allow_ips"] = ",".join(columns["allow_ips"] or ()) or None
