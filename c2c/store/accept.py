@@ -414,11 +414,14 @@ _RESERVE = (
     .where(
         _a.c.id == bindparam("account_id"),
         _a.c.enabled.is_(True),
-        _a.c.credits - _a.c.reserved >= _amount,
+        # A call that reserves nothing (rated 0) passes even an overdrawn account or a day
+        # already over a lowered limit, as the read before it decided.
+        or_(_amount == 0, _a.c.credits - _a.c.reserved >= _amount),
         or_(_a.c.max_concurrent.is_(None),
             func.coalesce(_a.c.active_calls, 0) + _count <= _a.c.max_concurrent),
         or_(_a.c.max_per_minute.is_(None), _this_minute + _count <= _a.c.max_per_minute),
-        or_(_a.c.daily_credits.is_(None), _this_day + _amount <= _a.c.daily_credits),
+        or_(_a.c.daily_credits.is_(None), _amount == 0,
+            _this_day + _amount <= _a.c.daily_credits),
     )
     .ordered_values(
         (_a.c.reserved, _a.c.reserved + _amount),

@@ -811,7 +811,9 @@ def _correct(
     debited = Decimal(conn.execute(_DEBITED, {"b_id": call_id}).scalar_one())
     wanted = charge - debited
     delta = Decimal(0)
-    if wanted:
+    # A changed charge is written down even when no credit moves (a dry account's estimate
+    # debited 0 and the call turned out to cost 0): the ledger must say why 0 was right.
+    if wanted or charge != Decimal(call["charged"] or 0):
         account = conn.execute(_ACCOUNTS_LOCKED, {"b_ids": [account_id]}).one()
         credits = Decimal(account.credits)
         delta = -min(wanted, credits) if wanted > 0 else -wanted
