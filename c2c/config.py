@@ -58,6 +58,17 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _parse_public_url(raw: str) -> str:
+    """Blank, or an http(s) URL with a host and no query (a trailing '/' is dropped)."""
+    value = raw.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError("expected https://host[:port][/path]")
+    return value
+
+
 def _float_range(low: float, high: float) -> Callable[[str], float]:
     def parse(raw: str) -> float:
         value = float(raw.strip())
@@ -241,6 +252,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("C2C_TRUSTED_PROXIES", "trusted_proxies", "127.0.0.0/8,::1/128", _parse_networks,
             "Proxies (nginx) whose X-Forwarded-For names the client for keys' --allow-ip "
             "(comma-separated CIDRs; blank: the TCP peer is the client)."),
+    Setting("C2C_PUBLIC_URL", "public_url", "", _parse_public_url,
+            "The API's address as web pages reach it (https://c2c.example.com): the widget "
+            "snippet `c2c widgets create` prints loads /widget.js from it."),
+    Setting("C2C_WIDGET_PER_IP_PER_HOUR", "widget_per_ip_per_hour", "5", _int_range(1, 100_000),
+            "Calls a visitor's address (an IPv6 address's /64) may ask for through widgets per "
+            "clock hour."),
+    Setting("C2C_WIDGET_PER_NUMBER_PER_HOUR", "widget_per_number_per_hour", "3",
+            _int_range(1, 1000),
+            "Calls through widgets that may ring one visitor's number per clock hour."),
+    Setting("C2C_WIDGET_CHALLENGE_MAX", "widget_challenge_max", "100000",
+            _int_range(10, 100_000_000),
+            "The widget's proof of work: the browser tries up to this many SHA-256 hashes, half "
+            "of them on average, before each call."),
+    Setting("C2C_WIDGET_CHALLENGE_SECONDS", "widget_challenge_seconds", "300",
+            _int_range(10, 3600),
+            "How long a widget's challenge may be solved and used (once)."),
     Setting("C2C_LOG_LEVEL", "log_level", "INFO",
             lambda raw: _choice(raw.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
             "Logging level."),
@@ -285,6 +312,11 @@ class Config:
     cdr_password: str
     internal_networks: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
+    public_url: str
+    widget_per_ip_per_hour: int
+    widget_per_number_per_hour: int
+    widget_challenge_max: int
+    widget_challenge_seconds: int
     log_level: str
 
     @classmethod

@@ -112,3 +112,14 @@ def parse_phone(country_code: str, national: str) -> PhoneNumber:
             why = _WHY_NOT_POSSIBLE.get(result, "not a possible number")
             raise ValueError(f"not a possible number for country code {country_code}: {why}")
     return number
+
+
+def split_e164(digits: int) -> PhoneNumber:
+    """E.164 digits (no '+') as country code and national number: the shortest leading 1-3
+    digits that are an assigned country calling code. ValueError when none is."""
+    text = str(digits)
+    for length in (1, 2, 3):
+        code = text[:length]
+        if int(code) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE and len(text) > length:
+            return PhoneNumber(code, text[length:])
+    raise ValueError(f"+{text} starts with no country calling code")

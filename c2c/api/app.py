@@ -14,8 +14,16 @@ from c2c.api.health import HealthResource, ReadyResource
 from c2c.api.metrics_resource import MetricsResource
 from c2c.api.openapi import OpenApiResource
 from c2c.api.runtime import Runtime
+from c2c.api.widget import (
+    WidgetCallResource,
+    WidgetCallsResource,
+    WidgetChallengeResource,
+    WidgetResource,
+    WidgetScriptResource,
+)
 from c2c.calls.account_cache import AccountCache
 from c2c.calls.hangup import Hangups
+from c2c.widgets.service import WidgetService
 
 
 class C2CApp(falcon.App):
@@ -39,6 +47,14 @@ def create_app(runtime: Runtime) -> C2CApp:
     hangups = Hangups(runtime.store, runtime.switches.__getitem__)
     app.add_route("/api/calls/{call_id}/hangup",
                   HangupResource(runtime.store.call_views, hangups, auth))
+    # The widget: public, cross-origin, for the origins each widget lists (c2c.api.widget).
+    widgets = WidgetService(runtime.config, runtime.store, runtime.placer)
+    app.add_route("/widget.js", WidgetScriptResource())
+    app.add_route("/api/widget/calls/{token}", WidgetCallResource(widgets))
+    app.add_route("/api/widget/{widget_id}", WidgetResource(widgets))
+    app.add_route("/api/widget/{widget_id}/challenge", WidgetChallengeResource(widgets))
+    app.add_route("/api/widget/{widget_id}/calls",
+                  WidgetCallsResource(widgets, runtime.metrics, runtime.config.trusted_proxies))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(runtime.store, runtime.switches))

@@ -68,6 +68,7 @@ class _Instruments:
     callback_attempts: Counter
     callbacks_failed: Counter
     progress_attempts: Counter
+    widget_requests: Counter
     switch_connected: Gauge
     switch_live: Gauge
     switch_usable: Gauge
@@ -145,6 +146,12 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
         progress_attempts=Counter(
             "c2c_progress_webhook_attempts_total",
             "Progress webhook delivery attempts, by result (delivered, retry, failed)",
+            ["result"],
+            registry=registry,
+        ),
+        widget_requests=Counter(
+            "c2c_widget_requests_total",
+            "Calls asked for through widgets, by result (placed, or the refusal's error)",
             ["result"],
             registry=registry,
         ),
@@ -289,6 +296,11 @@ class Metrics:
         if _known_result(result, "progress webhook"):
             self._instruments.progress_attempts.labels(result=result).inc()
 
+    def widget_request(self, result: str) -> None:
+        """A visitor's call request through a widget: 'placed' or the error it got."""
+        if result in WIDGET_RESULTS:
+            self._instruments.widget_requests.labels(result=result).inc()
+
     def switch_state_changed(self, name: str, connected: bool) -> None:
         """This worker's view of one switch (each worker has its own command connection)."""
         self._instruments.switch_connected.labels(switch=name).set(1 if connected else 0)
@@ -322,6 +334,12 @@ class Metrics:
             assert self._registry is not None
             own = self._registry
         return generate_latest(_Chain((own, *extra)))
+
+
+WIDGET_RESULTS = frozenset({
+    "placed", "invalid_number", "challenge_failed", "origin_not_allowed", "unknown_widget",
+    "not_supported", "try_later", "unavailable",
+})
 
 
 def _known_result(result: str, what: str) -> bool:

@@ -11,32 +11,41 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from c2c.store import Account
 
 MAX_ENTRIES = 10_000  # keys sprayed at random only churn the oldest entries
+V = TypeVar("V")
 
 
-class AccountCache:
-    def __init__(self, lookup: Callable[[str], Account | None], ttl: float,
+class TtlCache(Generic[V]):
+    """What ``lookup`` answered for a key (None too), for ``ttl`` seconds; the oldest entries
+    go first past ``max_entries``."""
+
+    def __init__(self, lookup: Callable[[str], V | None], ttl: float,
                  max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
                  ) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, Account | None]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, V | None]] = OrderedDict()
 
-    def get(self, api_key: str) -> Account | None:
+    def get(self, key: str) -> V | None:
         if self._ttl <= 0:
-            return self._lookup(api_key)
+            return self._lookup(key)
         now = self._clock()
-        entry = self._entries.get(api_key)
+        entry = self._entries.get(key)
         if entry is not None and now < entry[0]:
             return entry[1]
-        account = self._lookup(api_key)  # a StoreError propagates and caches nothing
-        self._entries[api_key] = (now + self._ttl, account)
-        self._entries.move_to_end(api_key)
+        value = self._lookup(key)  # a StoreError propagates and caches nothing
+        self._entries[key] = (now + self._ttl, value)
+        self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
-        return account
+        return value
+
+
+class AccountCache(TtlCache[Account]):
+    """api_key -> the account (or None: no such key)."""

@@ -93,6 +93,16 @@ class CallPlacer:
         may call only from some networks."""
         return self._answer(lambda: self._place(params, idempotency_header, client))
 
+    def place_for(self, account: Account, request: ClickToCallRequest) -> Placement:
+        """A request its caller authenticated some other way (a widget, c2c.widgets.service):
+        the account's enablement (5), then every check of place() after it, in order."""
+        def work() -> Placement:
+            if not account.enabled:
+                return Placement(5, "api_key disabled")
+            return self._place_valid(account, request)
+
+        return self._answer(work)
+
     def _answer(self, work: Callable[[], Placement]) -> Placement:
         try:
             return work()

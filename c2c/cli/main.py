@@ -13,7 +13,7 @@ from c2c.errors import C2CError, ConfigError
 # Command groups that read the store take the Config; the simulator needs none.
 _CONFIGURED_GROUPS = (
     "db", "keys", "dnc", "coverage", "calls", "demo", "cdr", "check", "numbers", "switches",
-    "report", "rates",
+    "report", "rates", "widgets",
 )
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         rates,
         report,
         switches,
+        widgets,
     )
 
     parser = argparse.ArgumentParser(
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from C2C_* environment variables; `c2c config` lists them.",
     )
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
-    for module in (db, keys, numbers, dnc, coverage, rates, calls, report, switches, cdr,
-                   check, demo):
+    for module in (db, keys, numbers, widgets, dnc, coverage, rates, calls, report, switches,
+                   cdr, check, demo):
         module.add_parser(sub)
     fakeswitch.add_parser(sub)
     config = sub.add_parser("config", help="list every setting with its default")

@@ -14,6 +14,7 @@
 - ``store.leases`` (leases.py): who listens to which switch;
 - ``store.switch_states`` (switch_states.py): drain flags and the event holders' reports;
 - ``store.idempotency`` (idempotency.py): idempotent requests' keys and what they answered;
+- ``store.widgets`` (widgets.py): publishable widgets, their abuse counters, spent challenges;
 - ``store.accept_call`` / ``cancel_call`` / ``prune_flood`` (accept.py): the one transaction that
   reserves credit, stamps flood protection and records a call; ``move_call`` and
   ``record_originate_error``, the two sides of sending a refused call to another switch.
@@ -59,6 +60,7 @@ from c2c.store.progress import Progress, ProgressJob, ProgressStatus, Report
 from c2c.store.rates import Rates
 from c2c.store.reports import Reports
 from c2c.store.switch_states import SwitchStates
+from c2c.store.widgets import Widgets
 
 __all__ = [
     "Account",
@@ -101,6 +103,7 @@ class Store:
         self.leases = Leases(self._db)
         self.switch_states = SwitchStates(self._db)
         self.idempotency = IdempotencyKeys(self._db)
+        self.widgets = Widgets(self._db)
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -138,6 +138,11 @@ def _rates_limits_and_rotation(conn: Connection) -> None:
     add_missing_defaults(conn)
 
 
+def _widgets(conn: Connection) -> None:
+    for table in ("widgets", "widget_counters", "widget_challenges", "site_secrets"):
+        create_table_if_missing(conn, table)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and the default coverage", _initial),
     Migration(2, "no foreign key from calls to accounts on MySQL", _drop_calls_account_foreign_key),
@@ -148,6 +153,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _progress_webhooks_and_idempotency),
     Migration(6, "exact credits; rates; limits per key; key rotation",
               _rates_limits_and_rotation),
+    Migration(7, "widgets: publishable ids, their abuse limits and challenges", _widgets),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -374,3 +374,58 @@ progress_webhooks = Table(
     Index("ix_progress_due", "status", "next_attempt_at"),
     **MYSQL,
 )
+
+# Widgets (issue 15): a publishable id a web page may use to call the visitor's number and then
+# one callee, which must be one of the account's own numbers, from the listed origins only.
+widgets = Table(
+    "widgets",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public: 'wid_' and 22 random characters
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("callee", BigInteger, nullable=False),  # E.164 digits
+    Column("origins", String(2000), nullable=False),  # comma-separated, scheme://host[:port]
+    Column("countries", String(200), nullable=False),  # comma-separated country calling codes
+    Column("max_per_hour", Integer, nullable=True),  # NULL: no limit of the widget's own
+    # Each call's max_duration: what it reserves of the account's credit (several visitors'
+    # calls at once must not each hold the whole balance).
+    Column("max_minutes", Integer, nullable=False),
+    Column("callback_url", Text, nullable=True),  # the call's final callback (signed as usual)
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Time, nullable=False),
+    Index("ix_widgets_account", "account_id"),
+    **MYSQL,
+)
+
+# The widgets' abuse limits: calls counted per clock hour (Unix seconds // 3600) for each scope
+# ('w:' widget, 'ip:' visitor address or IPv6 /64, 'n:' visitor number), across workers and
+# hosts (the upsert locks the row).
+widget_counters = Table(
+    "widget_counters",
+    metadata,
+    Column("scope", String(80), primary_key=True),
+    Column("hour", Integer, nullable=False),
+    Column("hits", Integer, nullable=False),
+    **MYSQL,
+)
+
+# Challenges solved and spent: a solution is good once (its salt's SHA-256 is the key); rows are
+# pruned once the challenge expired, when it could not be used anyway.
+widget_challenges = Table(
+    "widget_challenges",
+    metadata,
+    Column("salt_sha256", String(64), primary_key=True),
+    Column("expires_at", Time, nullable=False),
+    Index("ix_widget_challenges_expires", "expires_at"),
+    **MYSQL,
+)
+
+# Secrets of the installation shared by every host (the widgets' challenge and call-token keys),
+# made once at random by whichever process needs one first.
+site_secrets = Table(
+    "site_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", Time, nullable=False),
+    **MYSQL,
+)
