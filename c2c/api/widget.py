@@ -20,12 +20,27 @@ import falcon
 from c2c.api.metrics import Metrics
 from c2c.domain.networks import client_address
 from c2c.errors import StoreError
+from c2c.widgets.origins import normalise_origin
 from c2c.widgets.service import Answer, WidgetService, refused
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
 PREFLIGHT_MAX_AGE = 600
+
+
+def page_origin(req: falcon.Request) -> str | None:
+    """The origin of the page that asks: its Origin header; or, for a GET without one (browsers
+    send none on a same-origin GET), this API's own origin as the client reached it (through
+    nginx: X-Forwarded-Proto and -Host). Either can be forged by anything but a browser: the
+    origin check protects visitors' browsers, the challenge and the limits protect the rest."""
+    origin = req.get_header("Origin")
+    if origin is not None or req.method != "GET":
+        return origin
+    try:
+        return normalise_origin(req.forwarded_prefix)
+    except ValueError:
+        return None
 
 
 def static_file(name: str) -> bytes:
@@ -38,7 +53,7 @@ def _write(req: falcon.Request, resp: falcon.Response, answer: Answer) -> None:
     resp.cache_control = ["no-store"]
     resp.vary = ["Origin"]
     if answer.widget is not None:
-        resp.set_header("Access-Control-Allow-Origin", req.get_header("Origin") or "")
+        resp.set_header("Access-Control-Allow-Origin", page_origin(req) or "")
     if "retry_after" in answer.body:
         resp.set_header("Retry-After", str(answer.body["retry_after"]))
     resp.text = json.dumps(answer.body)
@@ -90,7 +105,7 @@ class WidgetResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
         _write(req, resp, _guarded(lambda: self._service.describe(
-            widget_id, req.get_header("Origin"))))
+            widget_id, page_origin(req))))
 
     def on_options(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
         _preflight(req, resp, _guarded(lambda: self._service.allowed(
@@ -105,7 +120,7 @@ class WidgetChallengeResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
         _write(req, resp, _guarded(lambda: self._service.challenge(
-            widget_id, req.get_header("Origin"))))
+            widget_id, page_origin(req))))
 
     def on_options(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
         _preflight(req, resp, _guarded(lambda: self._service.allowed(
@@ -158,4 +173,4 @@ class WidgetCallResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         _write(req, resp, _guarded(lambda: self._service.status(
-            token, req.get_header("Origin"))))
+            token, page_origin(req))))

@@ -13,6 +13,7 @@ import logging
 import secrets
 import signal
 import sys
+from typing import Any
 from urllib.parse import urlencode
 
 from c2c.config import Config, SwitchAddress
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return 1
 
     api = f"http://{args.host}:{server.server_port}"
+    shop = _demo_widget(app, store, created.id, args.host, server.server_port,
+                        f"http://127.0.0.1:{printer.port}/callback")
     query = urlencode({
         "api_key": created.api_key,
         "caller_phone_number": "2125550123",
@@ -101,6 +104,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     _out("")
     _out(f"  curl '{api}/api/clicktocall/?{query}'")
     _out("")
+    _out(f"Or open the sample shop page with the click-to-call widget: {shop}")
+    _out("")
     _out("Numbers ending in 0486 are busy, 0503 congested, 0408 never answer, 0603 reject.")
     _out("Outcomes and callbacks are printed below as they happen. Ctrl-C stops.")
     # Ctrl-C and TERM end the demo through a handler: a KeyboardInterrupt raised in gevent's hub
@@ -116,6 +121,24 @@ def run(args: argparse.Namespace, config: Config) -> int:
         printer.stop()
         fake.stop()
     return 0
+
+
+DEMO_CALLEE = 12125550199  # the shop's own line, which the widget connects visitors to
+
+
+def _demo_widget(app: Any, store: Any, account_id: int, host: str, port: int,
+                 callback_url: str) -> str:
+    """A widget of the demo account on a sample shop page served at /demo/shop; its URL."""
+    from c2c.api.demo_shop import DemoShopResource
+
+    store.own_numbers.add(account_id, DEMO_CALLEE)
+    # The page may be opened by either loopback name: both are the widget's origins.
+    names = {host, "127.0.0.1", "localhost"} if host in ("127.0.0.1", "localhost") else {host}
+    origins = sorted(f"http://{name}:{port}" for name in names)
+    widget = store.widgets.create(account_id, callee=DEMO_CALLEE, origins=origins,
+                                  countries=("1", "44"), callback_url=callback_url)
+    app.add_route("/demo/shop", DemoShopResource(widget.id))
+    return f"http://{host}:{port}/demo/shop"
 
 
 if __name__ == "__main__":  # pragma: no cover
