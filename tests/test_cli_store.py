@@ -64,9 +64,9 @@ def store(db_url, upgraded):
 
 def test_db_upgrade_and_status(cli):
     status, out, _ = cli("db", "status")
-    assert (status, out) == (1, "schema version 0, this c2c expects 6\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 6 (applied 1, 2, 3, 4, 5, 6)\n")
-    assert cli("db", "upgrade")[:2] == (0, "schema already at version 6\n")
+    assert (status, out) == (1, "schema version 0, this c2c expects 7\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema upgraded to version 7 (applied 1, 2, 3, 4, 5, 6, 7)\n")
+    assert cli("db", "upgrade")[:2] == (0, "schema already at version 7\n")
     assert cli("db", "status")[0] == 0
 
 

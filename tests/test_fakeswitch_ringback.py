@@ -136,7 +136,9 @@ def test_a_180_starts_the_ringback_and_the_timeout_ends_it(switch):
     assert a.get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
     assert a.get("variable_originate_disposition") == "ALLOTTED_TIMEOUT"
     (segment,) = heard(switch)["segments"]
-    assert segment["heard"] == "ringback" and 4 <= segment["end"] <= 5
+    # Ends at the leg timeout, 4 s after the ring began: a few ms later on a loaded machine
+    # (5.008 seen once on CI, with a browser test running beside it).
+    assert segment["heard"] == "ringback" and 4 <= segment["end"] <= 5.1
 
 
 def test_a_183_that_counts_as_an_answer_bridges_early(switch):

@@ -26,9 +26,11 @@ from schemathesis import GenerationMode
 
 from c2c.api.openapi import load_document
 from c2c.api.openapi_markdown import METHODS
+from tests.support.app_harness import fresh_number
 from tests.support.call_rows import seed_call, seed_callback
 from tests.support.deployment import Deployment
 from tests.support.mysql import temporary_database
+from tests.support.widget_client import solve
 
 # Examples per operation: enough to walk every branch of the seeded data, small enough that both
 # stores together take well under a minute on the 2-core CI machine.
@@ -50,6 +52,7 @@ class Seeded:
     own_calls: tuple[str, ...]
     others_call: str
     cursor: str
+    widget_id: str
 
 
 def seed(d: Deployment) -> Seeded:
@@ -75,8 +78,12 @@ def seed(d: Deployment) -> Seeded:
     store.accounts.set_enabled(disabled.id, False)
     first = requests.get(f"{d.gunicorn.base_url}/api/calls", params={"limit": "2"},
                          headers={"Authorization": f"Bearer {d.api_key}"}, timeout=10).json()
+    store.own_numbers.add(account, WIDGET_CALLEE)
+    widget = store.widgets.create(account, callee=WIDGET_CALLEE, origins=(WIDGET_ORIGIN,),
+                                  countries=("1", "44"))
+    assert widget is not None
     return Seeded(d.api_key, other.api_key, disabled.api_key, tuple(own),
-                  seed_call(store, other.id), first["next_cursor"])
+                  seed_call(store, other.id), first["next_cursor"], widget.id)
 
 
 @pytest.fixture(scope="module",
@@ -92,16 +99,22 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         else:
             url = stack.enter_context(
                 temporary_database(request.getfixturevalue("mysql_server"), "c2c_fuzz_"))
-        deployment = stack.enter_context(Deployment(workdir, url, workers=1))
+        # A cheap challenge, so that the fuzz can solve one now and then.
+        deployment = stack.enter_context(Deployment(
+            workdir, url, workers=1, env={"C2C_WIDGET_CHALLENGE_MAX": "200"}))
         assert deployment.gunicorn is not None
         schema = schemathesis.openapi.from_url(f"{deployment.gunicorn.base_url}/openapi.json")
         schema.config.checks.update(included_check_names=CHECKS)
-        yield schema, seed(deployment)
+        yield schema, seed(deployment), deployment.gunicorn.base_url
 
 
 # Numbers that pass validation, each leading to another code: accepted (0), a denied NANP area
 # (7, 9), a country not covered (8, 10), the UK.
 NUMBERS = [("1", "2125550123"), ("1", "9005550123"), ("33", "142685300"), ("44", "2071234567")]
+WIDGET_CALLEE = 12125550199
+WIDGET_ORIGIN = "https://shop.example"
+WIDGET_OPERATIONS = ("describeWidget", "describeWidgetPreflight", "widgetChallenge",
+                     "widgetChallengePreflight", "placeWidgetCall", "placeWidgetCallPreflight")
 
 
 def _credentials(case: Any, draw: Any, seeded: Seeded) -> dict[str, str]:
@@ -114,7 +127,29 @@ def _credentials(case: Any, draw: Any, seeded: Seeded) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if how in ("bearer", "both") else {}
 
 
-def _steer(case: Any, operation_id: str, draw: Any, seeded: Seeded) -> dict[str, str]:
+def _steer_widget(case: Any, operation_id: str, draw: Any, seeded: Seeded,
+                  base_url: str) -> dict[str, str]:
+    """The seeded widget, from its own origin, some of the time; now and then a call with a
+    solved challenge and a number that passes."""
+    headers: dict[str, str] = {}
+    mostly = st.sampled_from([True, True, True, False])
+    if draw(mostly):
+        case.path_parameters["widget_id"] = seeded.widget_id
+    if draw(mostly):
+        headers["Origin"] = WIDGET_ORIGIN
+    steered = case.path_parameters["widget_id"] == seeded.widget_id and headers
+    if operation_id == "placeWidgetCall" and steered and draw(mostly):
+        challenge = requests.get(f"{base_url}/api/widget/{seeded.widget_id}/challenge",
+                                 headers=headers, timeout=10).json()
+        country, number = draw(st.sampled_from(NUMBERS))
+        case.body = {"country_code": country, "phone_number": draw(
+            st.sampled_from([number, fresh_number()])), "solution": solve(challenge)}
+        case.media_type = "application/json"
+    return headers
+
+
+def _steer(case: Any, operation_id: str, draw: Any, seeded: Seeded,
+           base_url: str) -> dict[str, str]:
     """Point a generated case at the seeded data some of the time; the headers to send."""
     # Framing headers belong to the HTTP server: gunicorn answers a garbled Content-Length with
     # its own text/html 400 before any application runs, so they are not ours to fuzz.
@@ -122,6 +157,8 @@ def _steer(case: Any, operation_id: str, draw: Any, seeded: Seeded) -> dict[str,
         case.headers = {name: value for name, value in case.headers.items()
                         if name.lower() not in ("content-length", "transfer-encoding", "host")}
     headers: dict[str, str] = {}
+    if operation_id in WIDGET_OPERATIONS:
+        headers.update(_steer_widget(case, operation_id, draw, seeded, base_url))
     if operation_id in ("getCall", "listCalls", "hangupCall"):
         headers.update(_credentials(case, draw, seeded))
     if operation_id in ("getCall", "hangupCall") and not draw(st.booleans()):
@@ -173,17 +210,17 @@ def _runs() -> list[Any]:
 
 
 @pytest.mark.parametrize(("operation_id", "method", "path", "mode"), _runs())
-def test_the_live_service_keeps_to_its_document(live: tuple[Any, Seeded], operation_id: str,
+def test_the_live_service_keeps_to_its_document(live: tuple[Any, Seeded, str], operation_id: str,
                                                 method: str, path: str,
                                                 mode: GenerationMode) -> None:
-    schema, seeded = live
+    schema, seeded, base_url = live
     operation = schema[path][method]
 
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def fuzz(case: Any, data: Any) -> None:
-        headers = _steer(case, operation_id, data.draw, seeded)
+        headers = _steer(case, operation_id, data.draw, seeded, base_url)
         response = case.call_and_validate(headers=headers, timeout=10)
         seen[_outcome(operation_id, response)] += 1
 
@@ -191,6 +228,7 @@ def test_the_live_service_keeps_to_its_document(live: tuple[Any, Seeded], operat
     fuzz()
     # The seeded data was reached, not only the doors: an authenticated answer, an accepted call.
     wanted = {"getCall": "200", "listCalls": "200", "hangupCall": "202", "placeCall": "200:0",
-              "placeCallForm": "200:0"}.get(operation_id)
+              "placeCallForm": "200:0", "describeWidget": "200", "widgetChallenge": "200",
+              "placeWidgetCall": "201", "placeWidgetCallPreflight": "204"}.get(operation_id)
     if mode.is_positive and wanted:
         assert seen[wanted], dict(seen)

@@ -86,7 +86,7 @@ def test_version_two_drops_the_calls_foreign_key_of_an_older_mysql_database(mysq
                                  "(account_id) REFERENCES accounts (id)")
             conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
         assert inspect(engine).get_foreign_keys("calls")
-        assert migrations.upgrade(engine) == [2, 3, 4, 5, 6]  # 3-6 find their changes made
+        assert migrations.upgrade(engine) == [2, 3, 4, 5, 6, 7]  # 3-7 find their changes made
         assert inspect(engine).get_foreign_keys("calls") == []
         assert migrations.check_current(engine)
     finally:
@@ -100,7 +100,7 @@ def test_version_three_adds_own_numbers_and_confirm_to_a_version_two_database(en
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN confirm")
         conn.exec_driver_sql("ALTER TABLE accounts DROP COLUMN confirm")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 2))
-    assert migrations.upgrade(engine) == [3, 4, 5, 6]  # 4-6 find their changes made
+    assert migrations.upgrade(engine) == [3, 4, 5, 6, 7]  # 4-7 find their changes made
     inspector = inspect(engine)
     assert "account_numbers" in inspector.get_table_names()
     assert "confirm" in {c["name"] for c in inspector.get_columns("calls")}
@@ -118,7 +118,7 @@ def test_version_four_adds_switch_states_and_the_estimate_columns_to_a_version_t
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN estimated")
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN alive_at")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 3))
-    assert migrations.upgrade(engine) == [4, 5, 6]  # 5, 6 find their changes made
+    assert migrations.upgrade(engine) == [4, 5, 6, 7]  # 5-7 find their changes made
     inspector = inspect(engine)
     assert "switch_states" in inspector.get_table_names()
     upgraded = {c["name"]: c for c in inspector.get_columns("calls")}
@@ -139,7 +139,7 @@ def test_version_five_adds_progress_webhooks_and_idempotency_to_a_version_four_d
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN status_callback_url")
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN status_events")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 4))
-    assert migrations.upgrade(engine) == [5, 6]
+    assert migrations.upgrade(engine) == [5, 6, 7]
     inspector = inspect(engine)
     assert {"idempotency_keys", "progress_webhooks"} <= set(inspector.get_table_names())
     upgraded = {c["name"]: c for c in inspector.get_columns("calls")}
@@ -199,7 +199,7 @@ def test_version_six_makes_credits_exact_decimals_of_a_version_five_database(eng
         conn.exec_driver_sql("DELETE FROM coverage_areas")
         conn.exec_driver_sql("INSERT INTO coverage_areas (country_code, prefix, allowed) "
                              "VALUES ('44', '9', 0)")
-    assert migrations.upgrade(engine) == [6]
+    assert migrations.upgrade(engine) == [6, 7]
     with engine.connect() as conn:
         areas = {(cc, p): bool(ok) for cc, p, ok in conn.execute(select(schema.coverage_areas))}
     assert areas[("1", "876")] is False and areas[("1", "900")] is False
