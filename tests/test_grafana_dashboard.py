@@ -140,6 +140,7 @@ def exercise_every_instrument(metrics: Metrics) -> None:
     metrics.originate_retry("moved")
     metrics.callback_attempt("failed")
     metrics.progress_attempt("delivered")
+    metrics.widget_request("try_later")
     metrics.set_listener(SWITCH, True)
 
 

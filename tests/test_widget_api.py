@@ -103,6 +103,8 @@ def test_a_visitor_is_called_then_connected_to_the_widget_callee(h: AppHarness) 
     assert row["answered"] and row["minutes"] == 1
     assert row["callback_url"] == "http://127.0.0.1:9/callback"
     assert h.store.accounts.find(widget.account_id).credits == 99
+    metrics = h.request("GET", "/metrics").text
+    assert 'c2c_widget_requests_total{result="placed"} 1.0' in metrics
 
 
 def test_a_widget_can_only_call_its_own_callee(h: AppHarness) -> None:
