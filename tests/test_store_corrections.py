@@ -312,7 +312,7 @@ def test_version_four_adds_the_correction_columns_to_a_version_three_database(en
         conn.exec_driver_sql("ALTER TABLE ledger DROP COLUMN corrects")
         conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN corrected_at")
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 3))
-    assert migrations.upgrade(engine) == [4, 5, 6]  # 5, 6 find their changes made
+    assert migrations.upgrade(engine) == [4, 5, 6, 7]  # 5-7 find their changes made
     upgraded = inspect(engine)
     assert {c["name"]: str(c["type"]) for c in upgraded.get_columns("calls")} == fresh_calls
     assert {c["name"]: str(c["type"]) for c in upgraded.get_columns("ledger")} == fresh_ledger
