@@ -21,6 +21,7 @@ from c2c.calls.routes import Route, parse_templates, read_routes_file
 from c2c.channel_values import check_display_name, check_media
 from c2c.domain.credits import parse_credits
 from c2c.errors import ConfigError
+from c2c.store.hosts import split_hosts
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ def _parse_database_url(raw: str) -> str:
     value = raw.strip()
     if not (value.startswith("sqlite:") or value.startswith("mysql+pymysql://")):
         raise ValueError("use sqlite:///PATH or mysql+pymysql://user:pw@host/db")
+    if value.startswith("mysql"):
+        try:
+            split_hosts(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (several hosts: user:pw@host1:port1,host2:port2/db)") \
+                from None
     return value
 
 

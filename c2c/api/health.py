@@ -3,6 +3,8 @@
 /readyz shows this worker's view of each switch: ``connected`` (TCP and auth), ``live`` (it
 answered within the liveness window), and ``usable`` with the reason when not (paused, draining,
 full...). Ready means the store answers and at least one switch is live and usable.
+``database``: the MySQL/MariaDB host this worker's new connections go to, and whether it is the
+first of C2C_DATABASE_URL's hosts (a worker whose node left a Galera cluster is on another).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from c2c.errors import StoreError
 from c2c.esl.choice import SwitchView, refusal
 from c2c.esl.switches import Switches
 from c2c.store import Store
+from c2c.store.engine import database_host
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ class ReadyResource:
         except StoreError as exc:
             log.warning("readyz: store unreachable: %s", exc)
             store_ok = False
+        # Where this worker's connections go (MySQL/MariaDB; a failover list may move them).
+        host, preferred = database_host(self._store.engine)
         states = self._switches.states()
         views = self._switches.views()
         switch_ok = any(view.live and refusal(view) is None for view in views)
@@ -64,6 +69,7 @@ class ReadyResource:
             {
                 "ready": ready,
                 "store": "ok" if store_ok else "unreachable",
+                "database": {"host": host, "preferred": preferred},
                 "switches": {
                     view.name: describe_switch(view, states.get(view.name, "")) for view in views
                 },

@@ -10,6 +10,7 @@ becomes due again. Every try is kept in callback_attempts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -85,14 +86,17 @@ class Callbacks:
         if self._db.is_mysql:
             # Lock only callbacks rows (a join would lock accounts too, stalling accepts).
             due = due.with_for_update(skip_locked=True)
-        with self._db.write() as conn:
+        # Through two Galera nodes, SKIP LOCKED skips only the local locks: two hosts may
+        # pick the same rows, and the second to commit loses certification; run again, it
+        # skips them (one claim per row, either way).
+        def claim(conn: Connection) -> Sequence[Any]:
             ids = list(conn.execute(due).scalars())
             if not ids:
                 return []
             conn.execute(
                 update(cb).where(cb.c.id.in_(ids)).values(claimed_until=now + lease_seconds)
             )
-            rows = conn.execute(
+            return conn.execute(
                 select(
                     cb.c.id,
                     cb.c.call_id,
@@ -109,6 +113,8 @@ class Callbacks:
                 .where(cb.c.id.in_(ids))
                 .order_by(cb.c.next_attempt_at, cb.c.id)
             ).all()
+
+        rows = self._db.write_retrying(claim)
         return [
             CallbackJob(
                 id=int(row.id),

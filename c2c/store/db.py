@@ -8,6 +8,8 @@ DEFERRED, so a reader never waits for a writer under WAL).
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -22,8 +24,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MYSQL_DEADLOCK = 1213  # InnoDB rolled the whole transaction back: safe to run it again
-DEADLOCK_ATTEMPTS = 3
+# InnoDB rolled the whole transaction back: safe to run it again. On a Galera cluster the same
+# error says a transaction lost a certification conflict to one committed through another node
+# (at COMMIT or at any statement, when a replicated write aborted it): also rolled back whole.
+MYSQL_DEADLOCK = 1213
+DEADLOCK_ATTEMPTS = 5
+# Before attempt n, up to n * this many seconds at random: two hosts that collided on a hot row
+# (an account both reserve from) do not collide again in step.
+DEADLOCK_BACKOFF = 0.01
 
 
 def describe_db_error(exc: BaseException) -> str:
@@ -76,7 +84,9 @@ class Database:
                     return work(conn)
             except DBAPIError as exc:
                 if is_deadlock(exc) and attempt < DEADLOCK_ATTEMPTS:
-                    log.info("deadlock, retrying the transaction (attempt %d)", attempt)
+                    log.info("deadlock or certification conflict, retrying the transaction "
+                             "(attempt %d)", attempt)
+                    time.sleep(random.uniform(0, attempt * DEADLOCK_BACKOFF))
                     continue
                 raise StoreError(f"database error: {describe_db_error(exc)}") from exc
             except SQLAlchemyError as exc:

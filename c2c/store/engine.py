@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from c2c.errors import StoreError
+from c2c.store.hosts import Host, HostList, split_hosts
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,17 @@ _SERVER_STATUS_IN_TRANS = 1  # the OK packet's flag: a transaction is open on th
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (sqlite:///PATH or mysql+pymysql://...), configured for c2c."""
+    """An engine for ``url`` (sqlite:///PATH or mysql+pymysql://...), configured for c2c. A
+    MySQL URL may name several hosts, host1:port1,host2:port2 (c2c.store.hosts)."""
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
+        single, hosts = split_hosts(url) if url.startswith("mysql") else (url, [])
+        parsed = make_url(single)
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(f"bad database URL: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
     if parsed.get_backend_name() == "mysql":
-        return _mysql_engine(url, dict(parsed.query))
+        return _mysql_engine(single, dict(parsed.query), hosts)
     raise StoreError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or mysql")
 
 
@@ -113,7 +116,7 @@ def _install_sqlite_begin(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _mysql_engine(url: str, query: dict[str, Any]) -> Engine:
+def _mysql_engine(url: str, query: dict[str, Any], hosts: list[Host]) -> Engine:
     # Timeouts given in the URL's query string win over these defaults.
     connect_args: dict[str, Any] = {
         key: value
@@ -128,9 +131,16 @@ def _mysql_engine(url: str, query: dict[str, Any]) -> Engine:
     connect_args["init_command"] = (
         f"SET SESSION innodb_lock_wait_timeout={MYSQL_LOCK_WAIT_TIMEOUT}, time_zone='+00:00'"
     )
+    # The pool connects through the host list (one host or several), with the arguments
+    # SQLAlchemy would have given the driver: the URL's user, password, database and options.
+    parsed = make_url(url)
+    _, driver_args = parsed.get_dialect()().create_connect_args(parsed)
+    for key in ("host", "port"):
+        driver_args.pop(key, None)
+    host_list = HostList(hosts, {**driver_args, **connect_args})
     engine = create_engine(
         url,
-        connect_args=connect_args,
+        creator=host_list,
         isolation_level="READ COMMITTED",
         # Both replaced by the listeners below, which do the same job without a round trip per
         # transaction: a ping and a ROLLBACK were 4 of an accept's 14 round trips (bench/).
@@ -143,7 +153,32 @@ def _mysql_engine(url: str, query: dict[str, Any]) -> Engine:
     )
     _install_mysql_reset(engine)
     _install_mysql_liveness(engine)
+    _install_node_loss(engine)
+    engine.c2c_hosts = host_list  # type: ignore[attr-defined]  # readyz: where we are
     return engine
+
+
+# Errors after which a connection's server cannot serve it: the pool drops its connections and
+# the next ones go through the host list again. 1047: a Galera node outside the primary
+# component ("WSREP has not yet prepared node for application use"); 1053: shutting down.
+NODE_LOST_ERRORS = frozenset({1047, 1053})
+
+
+def _install_node_loss(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        args = getattr(context.original_exception, "args", None) or (None,)
+        if args[0] in NODE_LOST_ERRORS:
+            context.is_disconnect = True
+
+
+def database_host(engine: Engine) -> tuple[str | None, bool]:
+    """The host this process's last new connection went to, and whether it is the first of
+    the list (None for SQLite)."""
+    hosts = getattr(engine, "c2c_hosts", None)
+    if hosts is None or hosts.current is None:
+        return None, True
+    return hosts.current.name, hosts.preferred
 
 
 def _install_mysql_reset(engine: Engine) -> None:

@@ -6,7 +6,9 @@ database up to what schema.py describes, so each later step must leave an old da
 as create_all would make a new one (add a column here, an index there, and the same in schema.py).
 
 Two processes upgrading at once take turns: MySQL through GET_LOCK, SQLite through the write lock
-of one BEGIN IMMEDIATE transaction (SQLite DDL is transactional).
+of one BEGIN IMMEDIATE transaction (SQLite DDL is transactional). On Galera GET_LOCK holds on one
+node only: two upgrades through two nodes may both start, and the one that loses the race finds
+the schema current and says so.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from c2c.errors import StoreError
 from c2c.store import schema
@@ -162,7 +165,16 @@ def upgrade(engine: Engine) -> list[int]:
     """Create or upgrade the schema; returns the versions applied (empty when already current)."""
     with translating_errors():
         if is_mysql(engine):
-            return _upgrade_mysql(engine)
+            try:
+                return _upgrade_mysql(engine)
+            except (StoreError, SQLAlchemyError):
+                # GET_LOCK holds on one Galera node only: an upgrade through another node at
+                # the same time may have done the work (its CREATE TABLE or version row then
+                # clashes with ours). Done is done; anything else is raised.
+                if check_current(engine):
+                    log.warning("schema: another process upgraded it meanwhile")
+                    return []
+                raise
         with engine.begin() as conn:  # BEGIN IMMEDIATE: one upgrader at a time
             return _apply_pending(conn, commit_each=False)
 

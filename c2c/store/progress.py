@@ -153,14 +153,17 @@ class Progress:
                     return []
         if self._db.is_mysql:
             due = due.with_for_update(skip_locked=True)
-        with self._db.write() as conn:
+        # Through two Galera nodes, SKIP LOCKED skips only the local locks: two hosts may
+        # pick the same rows, and the second to commit loses certification; run again, it
+        # skips them (one claim per row, either way).
+        def claim(conn: Connection) -> Sequence[Any]:
             ids = list(conn.execute(due).scalars())
             if not ids:
                 return []
             conn.execute(
                 update(pw).where(pw.c.id.in_(ids)).values(claimed_until=now + lease_seconds)
             )
-            rows = conn.execute(
+            return conn.execute(
                 select(pw.c.id, pw.c.call_id, pw.c.account_id, pw.c.sequence, pw.c.event,
                        pw.c.url, pw.c.body, pw.c.attempts, pw.c.created_at,
                        pw.c.next_attempt_at, a.c.webhook_secret, a.c.previous_webhook_secret,
@@ -169,6 +172,8 @@ class Progress:
                 .where(pw.c.id.in_(ids))
                 .order_by(pw.c.next_attempt_at, pw.c.id)
             ).all()
+
+        rows = self._db.write_retrying(claim)
         return [
             ProgressJob(
                 id=int(row.id),

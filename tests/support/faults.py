@@ -487,7 +487,7 @@ class RequestStream:
         call_id: str | None = None
         error: str | None = None
         try:
-            with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
+            with urllib.request.urlopen(self.url_for(index), timeout=self.timeout) as response:
                 status, body = response.status, response.read()
                 call_id = response.headers.get("X-C2C-Call-Id")
         except urllib.error.HTTPError as exc:
@@ -499,6 +499,10 @@ class RequestStream:
         elif error is None:
             error = f"unexpected answer {status} {body[:60]!r}"
         return Answer(index, started, time.monotonic() - clock, status, code, call_id, error)
+
+    def url_for(self, index: int) -> str:
+        """The request of number ``index`` (the same for all; a subclass may vary it)."""
+        return self.url
 
     def pause(self, timeout: float = 20.0) -> None:
         """No new request starts, and none is in flight, once this returns."""
