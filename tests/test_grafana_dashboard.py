@@ -141,7 +141,7 @@ def exercise_every_instrument(metrics: Metrics) -> None:
     metrics.callback_attempt("failed")
     metrics.progress_attempt("delivered")
     metrics.widget_request("try_later")
-    metrics.set_listener(SWITCH, True)
+    metrics.set_listener(SWITCH, True, 2, 1)
 
 
 def fill_the_outboxes(store: Store, make_call: CallFactory, now: float) -> None:

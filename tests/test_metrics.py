@@ -315,7 +315,7 @@ PROCESS_SCRIPT = textwrap.dedent("""
     for name, connected in actions.get("connected", {}).items():
         metrics.switch_state_changed(name, connected)
     for name, holding in actions.get("listening", {}).items():
-        metrics.set_listener(name, holding)
+        metrics.set_listener(name, holding, *actions.get("backlog", {}).get(name, (0, 0)))
     if actions.get("render"):
         sys.stdout.write(metrics.render().decode())
     else:
@@ -349,6 +349,7 @@ def test_separate_processes_are_summed(tmp_path: Path) -> None:
             progress=["retry"],
             connected={"fs1:8021": True, "fs2:8021": False},
             listening={"fs1:8021": True},
+            backlog={"fs1:8021": [12, 3]},
         )
     )
     in_process(
@@ -378,12 +379,16 @@ def test_separate_processes_are_summed(tmp_path: Path) -> None:
     assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 1
     assert value(samples, "c2c_switch_connected", switch="fs2:8021") == 0
     assert value(samples, "c2c_switch_listener", switch="fs1:8021") == 1
+    # The holder's backlog: events not yet applied, calls not yet settled (a non-holder: 0).
+    assert value(samples, "c2c_listener_backlog", switch="fs1:8021", queue="events") == 12
+    assert value(samples, "c2c_listener_backlog", switch="fs1:8021", queue="settle") == 3
 
     # gunicorn's child_exit marks a dead worker: its gauges go, its counts stay.
     mark_process_dead(first, str(tmp_path))
     samples = parse(in_process(tmp_path, render=True))
     assert value(samples, "c2c_switch_connected", switch="fs1:8021") == 0
     assert value(samples, "c2c_switch_listener", switch="fs1:8021") == 0
+    assert value(samples, "c2c_listener_backlog", switch="fs1:8021", queue="events") == 0
     assert value(samples, "c2c_requests_total", code="1") == 7
 
 

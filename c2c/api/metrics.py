@@ -76,6 +76,7 @@ class _Instruments:
     switch_sessions: Gauge
     switch_max_sessions: Gauge
     switch_listener: Gauge
+    listener_backlog: Gauge
 
 
 def _build(registry: CollectorRegistry | None) -> _Instruments:
@@ -208,6 +209,15 @@ def _build(registry: CollectorRegistry | None) -> _Instruments:
             multiprocess_mode="livesum",
             registry=registry,
         ),
+        listener_backlog=Gauge(
+            "c2c_listener_backlog",
+            "What a switch's event holder has not yet written: events heard and not applied "
+            "(queue=events, in its lanes, the store's refusals included) and calls ended and "
+            "not yet settled (queue=settle); a growing one is callbacks about to lag",
+            ["switch", "queue"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        ),
     )
     # Zero series from the start, so rate() and alerts see every label before its first event.
     for code in RESPONSE_CODES:
@@ -321,8 +331,11 @@ class Metrics:
             if load is not None and load.max_sessions is not None:
                 instruments.switch_max_sessions.labels(switch=name).set(load.max_sessions)
 
-    def set_listener(self, name: str, holding: bool) -> None:
+    def set_listener(self, name: str, holding: bool, events: int = 0, settles: int = 0) -> None:
+        """Whether this worker holds the switch's events, and its backlog of them."""
         self._instruments.switch_listener.labels(switch=name).set(1 if holding else 0)
+        self._instruments.listener_backlog.labels(switch=name, queue="events").set(events)
+        self._instruments.listener_backlog.labels(switch=name, queue="settle").set(settles)
 
     def render(self, *extra: Collector) -> bytes:
         """Text format 0.0.4: every worker's sums (or this process's), then ``extra``."""

@@ -117,7 +117,8 @@ class Runtime:
         while True:
             self.metrics.set_switch_views(self.switches.views())
             for owner in self.owners:
-                self.metrics.set_listener(owner.name, owner.holding)
+                self.metrics.set_listener(owner.name, owner.holding, owner.events_waiting,
+                                          owner.listener.settles_waiting)
             gevent.sleep(GAUGE_REFRESH_SECONDS)
 
     def _keep_house(self) -> None:

@@ -243,6 +243,11 @@ class CallEventListener:
         self._announce(call_id, outcome)
         return True
 
+    @property
+    def settles_waiting(self) -> int:
+        """Calls whose legs are all gone, handed to the settle batcher and not yet settled."""
+        return self._batcher.pending() if self._batcher is not None else 0
+
     def _settle_group(self, call_ids: list[str]) -> None:
         for call_id, outcome in self._store.calls.settle_ready(call_ids, self._decide):
             self._announce(call_id, outcome)
