@@ -60,7 +60,9 @@ def post_worker_init(worker):
     # Runs in the worker after gevent has patched the world: start switches, listeners, dispatch.
     runtime = getattr(worker.wsgi, "c2c_runtime", None)
     if runtime is not None:
-        runtime.start()
+        # C2C_BACKGROUND=separate: this worker only answers requests; `c2c worker` listens to
+        # the switches and delivers the callbacks.
+        runtime.start(background=runtime.config.background == "workers")
         # Accept requests once calls can be placed: a fresh worker (start-up, HUP reload, the
         # replacement of a dead one) would otherwise answer 11 while its switch connects.
         runtime.switches.wait_any_connected(runtime.config.esl_timeout)

@@ -21,7 +21,6 @@ from c2c.calls.routes import Route, parse_templates, read_routes_file
 from c2c.channel_values import check_display_name, check_media
 from c2c.domain.credits import parse_credits
 from c2c.errors import ConfigError
-from c2c.store.hosts import split_hosts
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,10 @@ def _parse_database_url(raw: str) -> str:
     if not (value.startswith("sqlite:") or value.startswith("mysql+pymysql://")):
         raise ValueError("use sqlite:///PATH or mysql+pymysql://user:pw@host/db")
     if value.startswith("mysql"):
+        # Imported here: the store's modules load the database driver, which `c2c demo` and
+        # `c2c worker` must not import before gevent patches the sockets.
+        from c2c.store.hosts import split_hosts
+
         try:
             split_hosts(value)
         except ValueError as exc:
@@ -275,6 +278,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("C2C_WIDGET_CHALLENGE_SECONDS", "widget_challenge_seconds", "300",
             _int_range(10, 3600),
             "How long a widget's challenge may be solved and used (once)."),
+    Setting("C2C_BACKGROUND", "background", "workers",
+            lambda raw: _choice(raw.strip().lower(), ("workers", "separate")),
+            "Where the switches' event listeners and the callback dispatcher run: `workers` "
+            "(in every gunicorn worker, beside the API: one command runs everything) or "
+            "`separate` (gunicorn workers only answer requests; run `c2c worker`, one or more)."),
     Setting("C2C_LOG_LEVEL", "log_level", "INFO",
             lambda raw: _choice(raw.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
             "Logging level."),
@@ -324,6 +332,7 @@ class Config:
     widget_per_number_per_hour: int
     widget_challenge_max: int
     widget_challenge_seconds: int
+    background: str
     log_level: str
 
     @classmethod

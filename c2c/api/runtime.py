@@ -58,6 +58,7 @@ class Runtime:
             for address in config.switches
         ]
         self._started = False
+        self._background = True
         self._gauges: gevent.Greenlet | None = None
         self._housekeeping: gevent.Greenlet | None = None
 
@@ -100,23 +101,29 @@ class Runtime:
             callee = self.routes.choose_digits(facts.callee_digits).name
         self.metrics.call_settled_on_routes(caller, callee, outcome.answered, reason)
 
-    def start(self) -> None:
+    def start(self, background: bool = True) -> None:
+        """Connect to the switches; with ``background`` (C2C_BACKGROUND=workers, and in `c2c
+        worker`) also compete for their events and deliver callbacks. Without it, this process
+        only places calls and answers requests: a `c2c worker` does the rest."""
         if self._started:
             return
         self._started = True
         self.switches.start()
-        for owner in self.owners:
-            owner.start()
-        self.dispatcher.start()
+        if background:
+            for owner in self.owners:
+                owner.start()
+            self.dispatcher.start()
+            self._housekeeping = gevent.spawn(self._keep_house)
+        self._background = background
         self._gauges = gevent.spawn(self._refresh_gauges)
-        self._housekeeping = gevent.spawn(self._keep_house)
-        log.info("c2c started: %d switch(es)", len(self.owners))
+        log.info("c2c started: %d switch(es)%s", len(self.owners),
+                 "" if background else "; events and callbacks left to `c2c worker`")
 
     def _refresh_gauges(self) -> None:
         # Multiprocess gauges are per worker: each keeps its own up to date.
         while True:
             self.metrics.set_switch_views(self.switches.views())
-            for owner in self.owners:
+            for owner in self.owners if self._background else ():
                 self.metrics.set_listener(owner.name, owner.holding, owner.events_waiting,
                                           owner.listener.settles_waiting)
             gevent.sleep(GAUGE_REFRESH_SECONDS)
@@ -144,7 +151,8 @@ class Runtime:
             if greenlet is not None:
                 greenlet.kill(block=False)
         self._gauges = self._housekeeping = None
-        self.dispatcher.stop()
-        for owner in self.owners:
-            owner.stop()
+        if self._background:
+            self.dispatcher.stop()
+            for owner in self.owners:
+                owner.stop()
         self.switches.stop()

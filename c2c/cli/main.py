@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,7 +14,7 @@ from c2c.errors import C2CError, ConfigError
 # Command groups that read the store take the Config; the simulator needs none.
 _CONFIGURED_GROUPS = (
     "db", "keys", "dnc", "coverage", "calls", "demo", "cdr", "check", "numbers", "switches",
-    "report", "rates", "widgets",
+    "report", "rates", "widgets", "worker",
 )
 
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         report,
         switches,
         widgets,
+        worker,
     )
 
     parser = argparse.ArgumentParser(
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     for module in (db, keys, numbers, widgets, dnc, coverage, rates, calls, report, switches,
-                   cdr, check, demo):
+                   cdr, check, demo, worker):
         module.add_parser(sub)
     fakeswitch.add_parser(sub)
     config = sub.add_parser("config", help="list every setting with its default")
@@ -57,11 +59,14 @@ def _print_settings() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["demo"], ["fakeswitch"]):
+    if argv[:1] in (["demo"], ["fakeswitch"], ["worker"]):
         # These serve sockets with gevent: patch before anything else opens or imports one.
         from gevent import monkey
 
         monkey.patch_all()
+    if argv[:1] == ["worker"] and os.environ.get("C2C_METRICS_DIR"):
+        # Into gunicorn's directory (gunicorn.conf.py), before prometheus_client is imported.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["C2C_METRICS_DIR"]
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
