@@ -98,3 +98,15 @@ def test_mysql_url_timeouts_override_the_defaults(mysql_url):
             assert conn.connection.dbapi_connection._write_timeout == MYSQL_IO_TIMEOUT
     finally:
         engine.dispose()
+
+
+def test_an_update_counts_the_rows_it_matched(engine):
+    """CLIENT.FOUND_ROWS, as SQLAlchemy asks for it (the pool's own connector must ask too):
+    an UPDATE that changes nothing still reports its row, which several writes rely on."""
+    Store(engine).upgrade()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO coverage_countries (country_code, allowed) "
+                          "VALUES ('999', 1)"))
+        same = conn.execute(text("UPDATE coverage_countries SET allowed = 1 "
+                                 "WHERE country_code = '999'"))
+        assert same.rowcount == 1

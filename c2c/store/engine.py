@@ -134,7 +134,11 @@ def _mysql_engine(url: str, query: dict[str, Any], hosts: list[Host]) -> Engine:
     # The pool connects through the host list (one host or several), with the arguments
     # SQLAlchemy would have given the driver: the URL's user, password, database and options.
     parsed = make_url(url)
-    _, driver_args = parsed.get_dialect()().create_connect_args(parsed)
+    # With its driver loaded, as create_engine makes it: only then does the dialect ask for
+    # CLIENT.FOUND_ROWS (an UPDATE's rowcount counts the rows it matched, changed or not).
+    dialect_class = parsed.get_dialect()
+    dialect = dialect_class(dbapi=dialect_class.import_dbapi())
+    _, driver_args = dialect.create_connect_args(parsed)
     for key in ("host", "port"):
         driver_args.pop(key, None)
     host_list = HostList(hosts, {**driver_args, **connect_args})
