@@ -61,6 +61,7 @@ class CpuMeter:
         self.groups = {name: list(pids) for name, pids in groups.items()}
         self.children_label = children_label
         self.shares: dict[str, float] = {}
+        self.used: dict[str, float] = {}  # CPU seconds per group over the block
         self.machine_busy = 0.0  # cores busy, whole machine (steal excluded)
         self.machine: dict[str, float] = {}  # cores, by /proc/stat kind
         self.seconds = 0.0
@@ -79,8 +80,10 @@ class CpuMeter:
             return
         for name, pids in self.groups.items():
             used = sum(process_seconds(p) for p in pids) - self._before[name]
+            self.used[name] = used
             self.shares[name] = used / self.seconds
-        self.shares[self.children_label] = (_children_seconds() - self._children) / self.seconds
+        self.used[self.children_label] = _children_seconds() - self._children
+        self.shares[self.children_label] = self.used[self.children_label] / self.seconds
         after = machine_seconds()
         self.machine = {k: (after[k] - self._machine[k]) / self.seconds for k in after}
         self.machine_busy = sum(v for k, v in self.machine.items()

@@ -11,7 +11,9 @@ in the venv. ``--only api,e2e,...`` runs some phases; ``--db sqlite`` uses SQLit
 Phases (the numbers are the brief's items):
 
 1+2 ``api``          accept path and reject paths (codes 1 and 4) vs a bare falcon app
-3   ``e2e``          request -> callback at 500 calls/s offered, then at a rate c2c sustains
+3   ``e2e``          request -> callback at 500 calls/s offered, then at a rate c2c sustains;
+                     CPU per completed call (c2c, MariaDB, simulator); the same rate again with
+                     C2C_BACKGROUND=separate and one ``c2c worker``
 4   ``concurrency``  10,000 calls in flight, ended by hupall, settled and called back
 5   ``parser``       our Event Socket frame parser vs greenswitch's on the recordings
 6   ``dnc``          ``c2c dnc import`` rates, and the accept p99 with the big list vs empty
@@ -67,6 +69,9 @@ from bench.stack import (
 from tests.support.processes import REPO, SimulatorProcess, http_get
 
 PHASES = ("api", "e2e", "concurrency", "parser", "dnc")
+# c2c's processes in the CPU meters (bench/stack.py, Stack.c2c_pids), and their figures' keys
+C2C_PARTS = (("gunicorn master", "master_ms"), ("gunicorn workers", "gunicorn_workers_ms"),
+             ("c2c worker", "c2c_worker_ms"))
 PROFILES_DIR = BENCH_DIR / "profiles"
 
 
@@ -154,9 +159,10 @@ class Bench:
 
     def meter(self, stack: Stack | None = None, server: AppServer | None = None) -> CpuMeter:
         groups: dict[str, list[int]] = {}
-        app = server or (stack.server if stack else None)
-        if app is not None:
-            groups["gunicorn workers"] = app.worker_pids()
+        if server is not None:
+            groups["gunicorn workers"] = server.worker_pids()
+        elif stack is not None:
+            groups.update(stack.c2c_pids())  # gunicorn master, workers, any `c2c worker`
         groups["mariadb"] = mariadb_pids()
         if stack is not None and stack.simulator is not None:
             groups["simulator"] = [stack.simulator.pid]
@@ -444,10 +450,72 @@ class Bench:
             report.figure("e2e_sustained_rate", b["completed_rate"])
             report.figure("e2e_sustained_p99_s", b["p99"])
             self.state["sustained_rate"] = b["completed_rate"]
+            sustained, sustained_seconds, sustained_how = b, plan.e2e_sustained_seconds, how
         else:
             self.state["sustained_rate"] = a["completed_rate"]
+            rate, sustained, sustained_seconds = plan.e2e_rate, a, plan.e2e_seconds
+            sustained_how = "the target rate"
+        self.e2e_cpu_rows(sustained, "C2C_BACKGROUND=workers", "")
+
+        # The same offered rate with the background in a process of its own (issue 17).
+        self.log(f"e2e: C2C_BACKGROUND=separate (one `c2c worker`) at {rate:.0f} calls/s")
+        c = self.e2e_run(rate, sustained_seconds, "e2e, C2C_BACKGROUND=separate",
+                         background="separate")
+        how_c = (f"C2C_BACKGROUND=separate, one `c2c worker`; offered {rate:.0f}/s for "
+                 f"{sustained_seconds:.0f} s, as the run above")
+        self.e2e_rows(c, base_rate, how_c, target=False)
+        self.e2e_cpu_rows(c, "C2C_BACKGROUND=separate", " + `c2c worker`")
+        report.figure("e2e_separate_completed_rate", c["completed_rate"])
+        report.figure("e2e_separate_callback_p99_s", c["p99"])
+        self.e2e_side_by_side(base_rate, rate, sustained_how,
+                              [("workers", sustained), ("separate, 1 `c2c worker`", c)])
         if plan.profile and profiling.available():
             self.e2e_profile(max(5.0, self.state["sustained_rate"]))
+            self.e2e_profile_separate(max(5.0, self.state["sustained_rate"]))
+
+    def e2e_cpu_rows(self, f: dict[str, float], mode: str, extra: str) -> None:
+        """CPU per completed call (issue 17's targets) for one end-to-end run."""
+        report = self.report
+        how = f"{mode}, offered {f['offered']:.0f}/s"
+        key = "" if mode.endswith("workers") else "_separate"
+        parts = ", ".join(f"{name} {f[k]:.2f}" for name, k in C2C_PARTS if k in f)
+        report.add(Row(
+            "3", f"end to end: c2c CPU per completed call (gunicorn master + workers{extra}; "
+            f"{how})", f"{f['c2c_ms']:.2f} ms ({parts})",
+            f"simulator {f['simulator_ms']:.2f} ms per call", ratio(f["c2c_ms"],
+                                                                    f["simulator_ms"]),
+            "<= 1 ms", verdict(f["c2c_ms"] <= 1.0)))
+        mariadb = self.plan.db == "mysql"
+        report.add(Row(
+            "3", f"end to end: MariaDB CPU per completed call ({how})",
+            f"{f['mariadb_ms']:.2f} ms" if mariadb else "not used (--db sqlite)",
+            f"simulator {f['simulator_ms']:.2f} ms per call" if mariadb else "",
+            ratio(f["mariadb_ms"], f["simulator_ms"]) if mariadb else "",
+            "<= 0.5 ms", verdict(f["mariadb_ms"] <= 0.5) if mariadb else ""))
+        for name in ("c2c_ms", "mariadb_ms", "simulator_ms"):
+            if math.isfinite(f[name]):
+                report.figure(f"e2e{key}_{name}_per_call", f[name])
+
+    def e2e_side_by_side(self, base_rate: float, rate: float, how: str,
+                         runs: list[tuple[str, dict[str, float]]]) -> None:
+        lines = [
+            f"Offered {rate:.0f} calls/s ({how}), each mode on a fresh database, simulator and "
+            f"gunicorn ({os.cpu_count()} workers); CPU per call = CPU seconds from the first "
+            "request to the last callback / calls called back; the simulator alone did "
+            f"{base_rate:,.0f} calls/s.", "",
+            "| C2C_BACKGROUND | completed calls/s | callback p50 / p99 after hangup | "
+            "c2c ms/call | of which `c2c worker` | MariaDB ms/call | simulator ms/call | "
+            "c2c / simulator |",
+            "|---|---|---|---|---|---|---|---|"]
+        for name, f in runs:
+            lines.append(
+                f"| {name} | {f['completed_rate']:.1f} ({int(f['missing'])} of "
+                f"{int(f['accepted']):,} not called back) | {f['p50']:.3f} s / {f['p99']:.3f} s "
+                f"| {f['c2c_ms']:.2f} | {f.get('c2c_worker_ms', 0.0):.2f} | "
+                f"{f['mariadb_ms']:.2f} | {f['simulator_ms']:.2f} | "
+                f"{ratio(f['c2c_ms'], f['simulator_ms'])} |")
+        self.report.note("End to end: the background in the workers or in a `c2c worker`",
+                         "\n".join(lines))
 
     def switch_only_rate(self) -> float:
         sim = SimulatorProcess(self.workdir, password=SWITCH_PASSWORD, time_scale=0,
@@ -463,10 +531,11 @@ class Bench:
         data = json.loads(out.stdout.strip().splitlines()[-1])
         return data["calls"] / data["seconds"]
 
-    def e2e_run(self, rate: float, seconds: float, label: str) -> dict[str, float]:
+    def e2e_run(self, rate: float, seconds: float, label: str, background: str = "workers"
+                ) -> dict[str, float]:
         plan = self.plan
         with scratch_database(plan.db, self.workdir) as url, \
-                self.stack(url, rules=QUICK_CALLS, tap=True) as st:
+                self.stack(url, rules=QUICK_CALLS, tap=True, background=background) as st:
             assert st.observer is not None
             callback = st.observer.callback_url("/cb?order=42")
             params = {"callback_url": callback, "secret": "s3cret"}
@@ -477,25 +546,39 @@ class Bench:
             time.sleep(0.5)
             block = self.numbers.block()
             started = time.time()
-            with self.meter(st) as m:
-                result = run_wrk(st.base_url, duration=seconds, connections=100,
-                                 api_key=st.api_key, rate=rate, number_base=block,
-                                 extra_params=params, label=label)
-            ended = time.time()
+            # m: the requests' window (the cores busy); whole: from the first request to the
+            # last callback (the CPU per completed call: every call's events, settlement and
+            # callback included, also those after the requests stopped)
+            with self.meter(st) as whole:
+                with self.meter(st) as m:
+                    result = run_wrk(st.base_url, duration=seconds, connections=100,
+                                     api_key=st.api_key, rate=rate, number_base=block,
+                                     extra_params=params, label=label)
+                ended = time.time()
+                # the calls are counted again only once that many callbacks are in (polling
+                # MariaDB all along would add to its CPU per call)
+                total = st.count_calls()
+                deadline = time.monotonic() + plan.e2e_drain
+                while time.monotonic() < deadline:
+                    if st.observer.callback_count() >= total:
+                        total = st.count_calls()  # requests wrk left in flight may add some
+                        if st.observer.callback_count() >= total:
+                            break
+                    time.sleep(0.1)
+            drained = time.time() - ended
             self.cpu_note(f"{label} ({rate:.0f}/s offered)", m)
             self.check_errors(result)
-            deadline = time.monotonic() + plan.e2e_drain
-            while time.monotonic() < deadline:
-                if st.observer.callback_count() >= st.count_calls():
-                    break
-                time.sleep(0.25)
-            drained = time.time() - ended
             hangups, callbacks = st.observer.records()
             # this run's calls: those with its numbers (10 digits: text order is number order)
             ours = {row[0] for row in st.rows(
                 f"SELECT id FROM calls WHERE caller_number >= '{CALLER_BASE + block}' "
                 f"AND caller_number < '{CALLER_BASE + block + Numbers.BLOCK}'")}
             unsettled = st.count_calls("WHERE state <> 'ended'")
+        for worker in st.c2c_workers:
+            if worker.returncode != 0:
+                self.report.note("Failures", f"- {label}: `c2c worker` {worker.pid} did not stop "
+                                 f"cleanly on TERM (exit {worker.returncode}; log "
+                                 f"{worker.log_path.name})")
         accepted = len(ours)
         latencies = sorted(callbacks[cid] - hangups[cid] for cid in ours
                            if cid in callbacks and cid in hangups)
@@ -523,6 +606,7 @@ class Bench:
             "accepted": accepted, "called_back": accepted - missing, "missing": missing,
             "drain": drained, "unsettled": unsettled, "api_p99_ms": result.p99_ms,
             "throughput": throughput, "drain_throughput": drain_throughput,
+            **self.cpu_per_call(whole, accepted - missing),
         }
         self.report.note("End to end", (
             f"- {label}: offered {rate:.0f}/s, sent {result.rps:.0f}/s, accepted "
@@ -535,7 +619,30 @@ class Bench:
             f"({unsettled:,} calls still unsettled); hangup -> callback p50 "
             f"{figures['p50']:.3f} s, p99 {figures['p99']:.3f} s, max {figures['max']:.3f} s "
             "(over the calls called back)"))
+        self.report.note("End to end", (
+            f"- {label}: CPU per completed call (CPU seconds from the first request to the last "
+            f"callback, {figures['cpu_window']:.1f} s, / {accepted - missing:,} calls called "
+            f"back): c2c {figures['c2c_ms']:.2f} ms (" + ", ".join(
+                f"{name} {figures[key]:.2f}" for name, key in C2C_PARTS
+                if key in figures) + f"), MariaDB {figures['mariadb_ms']:.2f} ms, simulator "
+            f"{figures['simulator_ms']:.2f} ms, observer (callback receiver and hangup tap) "
+            f"{figures['observer_ms']:.2f} ms, wrk {figures['wrk_ms']:.2f} ms"))
         return figures
+
+    def cpu_per_call(self, meter: CpuMeter, completed: int) -> dict[str, float]:
+        """Milliseconds of CPU per completed call, by process group (NaN if none completed);
+        ``c2c_ms``: gunicorn's master and workers and any `c2c worker` together."""
+        def ms(seconds: float) -> float:
+            return 1000 * seconds / completed if completed else math.nan
+
+        used = meter.used
+        out = {key: ms(used[name]) for name, key in C2C_PARTS if name in used}
+        out["c2c_ms"] = ms(sum(used.get(name, 0.0) for name, _ in C2C_PARTS))
+        for name, key in (("mariadb", "mariadb_ms"), ("simulator", "simulator_ms"),
+                          ("observer", "observer_ms"), ("wrk", "wrk_ms")):
+            out[key] = ms(used.get(name, 0.0))
+        out["cpu_window"] = meter.seconds
+        return out
 
     def e2e_rows(self, f: dict[str, float], base_rate: float, how: str,
                  target: bool = True) -> None:
@@ -608,6 +715,31 @@ class Bench:
             lines.append(f"    - {n / calls:.2f} x `{sql[:220]}`")
         self.report.figure("e2e_round_trips_per_call", total / calls)
         self.report.note("SQL per call, end to end (counted in both workers)", "\n".join(lines))
+
+    def e2e_profile_separate(self, rate: float) -> None:
+        """py-spy on gunicorn's workers and the `c2c worker` (C2C_BACKGROUND=separate)."""
+        plan = self.plan
+        seconds = 10.0 if plan.mode == "full" else 4.0
+        with scratch_database(plan.db, self.workdir) as url, \
+                self.stack(url, rules=QUICK_CALLS, tap=True, background="separate") as st:
+            assert st.observer is not None and st.server is not None
+            params = {"callback_url": st.observer.callback_url("/cb"), "secret": "s"}
+            labels = {pid: "gunicorn worker (requests only)" for pid in st.server.worker_pids()}
+            labels.update({w.pid: "c2c worker (events, settlement, callbacks)"
+                           for w in st.c2c_workers})
+            path = self.profile(
+                "e2e_separate", list(labels), seconds,
+                lambda: run_wrk(st.base_url, duration=seconds, connections=50,
+                                api_key=st.api_key, rate=rate,
+                                number_base=self.numbers.block(), extra_params=params),
+                labels)
+            deadline = time.monotonic() + plan.drain_timeout
+            while time.monotonic() < deadline and \
+                    st.observer.callback_count() < st.count_calls():
+                time.sleep(0.25)
+        self.report.note("Profiles", f"- end to end at {rate:.0f} calls/s with "
+                         f"C2C_BACKGROUND=separate (gunicorn's workers and the `c2c worker`): "
+                         f"`{path}`")
 
     # -- 4: concurrency ----------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 - a scratch MariaDB database (``c2c_bench_<random>``, dropped afterwards) or an SQLite file;
 - the simulator (``python -m c2c.fakeswitch``) with a scenario file and a time scale;
 - the observer (bench/observer.py): the callback receiver and the hangup tap;
-- gunicorn with ``gunicorn.conf.py`` (gevent workers), serving c2c or the bare falcon app.
+- gunicorn with ``gunicorn.conf.py`` (gevent workers), serving c2c or the bare falcon app;
+- with ``background="separate"``: C2C_BACKGROUND=separate and ``c2c worker`` process(es) holding
+  the switch's events, settling and calling back (gunicorn's workers only answer requests).
 
 Process handling (free ports, readiness polling, process groups) is the tests' own
 (tests/support/processes.py), so the benchmark starts things exactly as the end-to-end tests do.
@@ -27,6 +29,7 @@ import pymysql
 
 from c2c.esl.protocol import FrameParser, encode_command
 from c2c.store import Store
+from tests.support.faults import c2c_command
 from tests.support.lifecycle import StartStop
 from tests.support.mysql import server_connection, temporary_database
 from tests.support.processes import (
@@ -243,12 +246,33 @@ def esl_api(port: int, command: str, password: str = SWITCH_PASSWORD, timeout: f
                 return reply.reply_text
 
 
+class C2cWorker(ManagedProcess):
+    """`c2c worker` (C2C_BACKGROUND=separate): the events, settlement and callbacks, no API.
+    Its log sits beside gunicorn's; stop() sends TERM to its group, then KILL after 10 s."""
+
+    def __init__(self, log_dir: Path, env: Mapping[str, str]) -> None:
+        full_env = {**os.environ, **env}
+        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # C2C_METRICS_DIR says where
+        super().__init__([*c2c_command(), "worker"], full_env,
+                         log_dir / f"c2c-worker-{secrets.token_hex(4)}.log")
+
+    def start(self) -> C2cWorker:  # type: ignore[override]
+        super().start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        # 0: it stopped on TERM; -9: it had to be killed
+        self.returncode = self.process.returncode if self.process is not None else None
+
+
 class Stack(StartStop):
-    """Store + simulator + observer + c2c under gunicorn, for one phase."""
+    """Store + simulator + observer + c2c under gunicorn (+ `c2c worker`s), for one phase."""
 
     def __init__(self, workdir: Path, database_url: str, *, rules: list[dict[str, Any]],
                  time_scale: float = 0.0, max_sessions: int = 10_000, tap: bool = False,
-                 env: Mapping[str, str] | None = None, conf: Path | None = None) -> None:
+                 env: Mapping[str, str] | None = None, conf: Path | None = None,
+                 background: str = "workers", c2c_workers: int = 1) -> None:
         self.workdir = workdir
         self.database_url = database_url
         self.rules = rules
@@ -257,10 +281,13 @@ class Stack(StartStop):
         self.tap = tap
         self.extra_env = dict(env or {})
         self.conf = conf
+        self.background = background
+        self.c2c_worker_count = c2c_workers if background == "separate" else 0
         self.store = Store.from_url(database_url)
         self.simulator: SimulatorProcess | None = None
         self.observer: Observer | None = None
         self.server: AppServer | None = None
+        self.c2c_workers: list[C2cWorker] = []
         self.api_key = ""
 
     def start(self) -> None:
@@ -279,14 +306,49 @@ class Stack(StartStop):
             "C2C_CALLBACK_ALLOW_PRIVATE": "on",
             **self.extra_env,
         }
+        if self.background == "separate":
+            # Both write their metrics into one directory, as in production.
+            metrics = self.workdir / f"metrics-{secrets.token_hex(4)}"
+            metrics.mkdir()
+            env.update({"C2C_BACKGROUND": "separate", "C2C_METRICS_DIR": str(metrics)})
+            for _ in range(self.c2c_worker_count):
+                self.c2c_workers.append(C2cWorker(self.workdir, env).start())
         self.server = AppServer(self.workdir, env, conf=self.conf).start()
         self.server.wait_ready(timeout=60)
+        if self.c2c_workers:
+            self._wait_events_held()
+
+    def _wait_events_held(self, timeout: float = 60.0) -> None:
+        """Until one of our `c2c worker`s holds the switch's events (its lease)."""
+        assert self.simulator is not None
+        lease = f"switch:127.0.0.1:{self.simulator.port}"
+        pids = {w.pid for w in self.c2c_workers}
+
+        def held() -> bool:
+            for worker in self.c2c_workers:
+                if not worker.alive():
+                    raise RuntimeError(f"c2c worker exited:\n{worker.log_text()[-4000:]}")
+            holder = self.store.leases.holder_of(lease, time.time()) or ""
+            parts = holder.split(":")
+            return len(parts) > 1 and parts[1].isdigit() and int(parts[1]) in pids
+
+        wait_until(held, timeout, 0.1, "a c2c worker holding the switch's events")
 
     def stop(self) -> None:
-        for process in (self.server, self.observer, self.simulator):
+        for process in (self.server, *self.c2c_workers, self.observer, self.simulator):
             if process is not None:
                 process.stop()
         self.store.dispose()
+
+    def c2c_pids(self) -> dict[str, list[int]]:
+        """c2c's processes by kind: gunicorn's master, its workers, the `c2c worker`s."""
+        groups: dict[str, list[int]] = {}
+        if self.server is not None:
+            groups["gunicorn master"] = [self.server.pid]
+            groups["gunicorn workers"] = self.server.worker_pids()
+        if self.c2c_workers:
+            groups["c2c worker"] = [w.pid for w in self.c2c_workers]
+        return groups
 
     @property
     def base_url(self) -> str:

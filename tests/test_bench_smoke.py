@@ -50,6 +50,8 @@ def test_benchmark_smoke_run_produces_figures(tmp_path: Path) -> None:
     figures = data["figures"]
     for name in ("accept_rps", "bare_accept_rps", "reject1_rps", "reject4_rps",
                  "accept_round_trips", "e2e_completed_rate", "e2e_callback_p99_s",
+                 "e2e_c2c_ms_per_call", "e2e_separate_completed_rate",
+                 "e2e_separate_c2c_ms_per_call",
                  "inflight_bridged", "inflight_kb_per_call", "parser_eps", "greenswitch_eps",
                  "dnc_p99_empty_ms", "dnc_p99_full_ms"):
         assert name in figures, f"{name} missing from {sorted(figures)}"
