@@ -10,7 +10,7 @@ import logging
 import select
 import sqlite3
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -137,7 +137,7 @@ def _mysql_engine(url: str, query: dict[str, Any], hosts: list[Host]) -> Engine:
     # With its driver loaded, as create_engine makes it: only then does the dialect ask for
     # CLIENT.FOUND_ROWS (an UPDATE's rowcount counts the rows it matched, changed or not).
     dialect_class = parsed.get_dialect()
-    dialect = dialect_class(dbapi=dialect_class.import_dbapi())
+    dialect = cast(Any, dialect_class)(dbapi=dialect_class.import_dbapi())
     _, driver_args = dialect.create_connect_args(parsed)
     for key in ("host", "port"):
         driver_args.pop(key, None)
