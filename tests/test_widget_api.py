@@ -267,6 +267,8 @@ def test_the_accounts_checks_still_apply(h: AppHarness) -> None:
     (b'{"country_code": "1", "phone_number": "2125550123"}', "application/json",
      (400, "challenge_failed")),
     (b"x" * 5000, "application/json", (400, "invalid_number")),
+    (b'{"country_code": "1", "phone_number": "' + b"2" * 40 + b'"}', "application/json",
+     (400, "invalid_number")),
     (b"country_code=1", "application/x-www-form-urlencoded", (415, "unsupported_media_type")),
     (b"country_code=1", "text/plain", (415, "unsupported_media_type")),
 ])

@@ -140,12 +140,13 @@ class WidgetService:
             return answer
         fields = body if isinstance(body, dict) else {}
         country, national = fields.get("country_code"), fields.get("phone_number")
-        if not isinstance(country, str) or not isinstance(national, str):
+        if (not isinstance(country, str) or not isinstance(national, str)
+                or len(national) > MAX_NATIONAL_LENGTH):
             return refused(400, "invalid_number", widget)
         if country.removeprefix("+") not in widget.countries:
             return refused(422, "not_supported", widget)
         try:
-            visitor = parse_phone(country.removeprefix("+"), national[:MAX_NATIONAL_LENGTH])
+            visitor = parse_phone(country.removeprefix("+"), national)
         except ValueError:
             return refused(400, "invalid_number", widget)
         solved = self._challenges.verify(widget.id, fields.get("solution"))
