@@ -26,6 +26,7 @@ from tests.support.faults import (
     Tally,
     account_calls,
     assert_consistent,
+    count_streams,
     tally,
     wait_all_delivered,
     wait_all_settled,
@@ -108,20 +109,11 @@ def _all_answered_once(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _count(result: Tally, *streams: RequestStream) -> Tally:
-    result.sent = sum(len(s.answers) for s in streams)
-    result.answers = sum((s.codes for s in streams), Counter())
-    result.accepted = sum(len(s.accepted) for s in streams)
-    result.code_11 = sum(s.codes.get(11, 0) for s in streams)
-    result.errors = sum(len(s.errors) for s in streams)
-    return result
-
-
 def _settle_and_count(d: FleetDeployment, name: str, *streams: RequestStream) -> Tally:
     wait_all_settled(d, 60)
     wait_all_delivered(d, 20)
     time.sleep(1)  # a second delivery, if there were one, would come now
-    result = _count(tally(name, d, None), *streams)
+    result = count_streams(tally(name, d, None), *streams)
     accepted = {call_id for s in streams for call_id in s.accepted}
     result.rows_without_a_0 = len({c["id"] for c in account_calls(d)} - accepted)
     return result

@@ -39,8 +39,8 @@ from tests.support.faults import (
     CDR_USER,
     SWITCH_PASSWORD,
     RequestStream,
-    Tally,
     c2c_check,
+    count_streams,
     run_c2c,
     tally,
     wait_all_delivered,
@@ -279,7 +279,7 @@ def test_two_hosts_two_nodes_a_node_and_a_host_killed(cluster: GaleraCluster, da
         wait_all_delivered(_Target(store, account.id, receiver, cluster.url(database)), 60)
         time.sleep(1)  # a second delivery, if there were one, would come now
         target = _Target(store, account.id, receiver, cluster.url(database))
-        result = _count(tally("galera", target, None), streams)
+        result = count_streams(tally("galera", target, None), *streams)
         accepted = {call_id for s in streams for call_id in s.accepted}
         rows = {c["id"]: c for c in store.calls.list(limit=10_000, account_id=account.id)}
         result.rows_without_a_0 = len(set(rows) - accepted)
@@ -335,13 +335,4 @@ class _Target:
                  database_url: str) -> None:
         self.store, self.account_id = store, account_id
         self.receiver, self.database_url = receiver, database_url
-
-
-def _count(result: Tally, streams: list[NumberedStream]) -> Tally:
-    result.sent = sum(len(s.answers) for s in streams)
-    result.answers = sum((s.codes for s in streams), Counter())
-    result.accepted = sum(len(s.accepted) for s in streams)
-    result.code_11 = sum(s.codes.get(11, 0) for s in streams)
-    result.errors = sum(len(s.errors) for s in streams)
-    return result
 

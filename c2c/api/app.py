@@ -17,8 +17,7 @@ from c2c.api.runtime import Runtime
 from c2c.api.widget import (
     WidgetCallResource,
     WidgetCallsResource,
-    WidgetChallengeResource,
-    WidgetResource,
+    WidgetReadResource,
     WidgetScriptResource,
 )
 from c2c.calls.account_cache import AccountCache
@@ -51,8 +50,9 @@ def create_app(runtime: Runtime) -> C2CApp:
     widgets = WidgetService(runtime.config, runtime.store, runtime.placer)
     app.add_route("/widget.js", WidgetScriptResource())
     app.add_route("/api/widget/calls/{token}", WidgetCallResource(widgets))
-    app.add_route("/api/widget/{widget_id}", WidgetResource(widgets))
-    app.add_route("/api/widget/{widget_id}/challenge", WidgetChallengeResource(widgets))
+    app.add_route("/api/widget/{widget_id}", WidgetReadResource(widgets, widgets.describe))
+    app.add_route("/api/widget/{widget_id}/challenge",
+                  WidgetReadResource(widgets, widgets.challenge))
     app.add_route("/api/widget/{widget_id}/calls",
                   WidgetCallsResource(widgets, runtime.metrics, runtime.config.trusted_proxies))
     app.add_route("/openapi.json", OpenApiResource())

@@ -97,30 +97,18 @@ class WidgetScriptResource:
         resp.data = self._body
 
 
-class WidgetResource:
-    """``GET /api/widget/{id}``: what the page needs to draw the widget."""
+class WidgetReadResource:
+    """A GET of the widget's, and its preflight: ``GET /api/widget/{id}`` (what the page needs
+    to draw the widget: ``read=service.describe``) or ``/challenge`` (a fresh proof-of-work
+    challenge, good once: ``read=service.challenge``)."""
 
-    def __init__(self, service: WidgetService) -> None:
+    def __init__(self, service: WidgetService,
+                 read: Callable[[str, str | None], Answer]) -> None:
         self._service = service
+        self._read = read
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
-        _write(req, resp, _guarded(lambda: self._service.describe(
-            widget_id, page_origin(req))))
-
-    def on_options(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
-        _preflight(req, resp, _guarded(lambda: self._service.allowed(
-            widget_id, req.get_header("Origin"))), "GET")
-
-
-class WidgetChallengeResource:
-    """``GET /api/widget/{id}/challenge``: a fresh proof-of-work challenge, good once."""
-
-    def __init__(self, service: WidgetService) -> None:
-        self._service = service
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
-        _write(req, resp, _guarded(lambda: self._service.challenge(
-            widget_id, page_origin(req))))
+        _write(req, resp, _guarded(lambda: self._read(widget_id, page_origin(req))))
 
     def on_options(self, req: falcon.Request, resp: falcon.Response, widget_id: str) -> None:
         _preflight(req, resp, _guarded(lambda: self._service.allowed(

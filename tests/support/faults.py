@@ -704,6 +704,16 @@ class Tally:
         return {k: v for k, v in self.answers.items() if k not in (0, 11, "error")}
 
 
+def count_streams(result: Tally, *streams: RequestStream) -> Tally:
+    """What several request streams were answered, into ``result``."""
+    result.sent = sum(len(s.answers) for s in streams)
+    result.answers = sum((s.codes for s in streams), Counter())
+    result.accepted = sum(len(s.accepted) for s in streams)
+    result.code_11 = sum(s.codes.get(11, 0) for s in streams)
+    result.errors = sum(len(s.errors) for s in streams)
+    return result
+
+
 class Target(Protocol):
     """What the tallies read: a Deployment, or scripts/rehearse-faults.py's view of a real one."""
 
