@@ -163,7 +163,10 @@ class CallEventListener:
                                                                             **kwargs)
         if self._end_legs is not None:
             said = {**(kwargs.get("fill") or {}), **kwargs}
-            self._end_legs({**call, **{k: v for k, v in said.items() if k in call}})
+            ending = {**call, **{k: v for k, v in said.items() if k in call}}
+            end_legs = self._end_legs
+            # Not while a group of events holds its transaction open (it waits on the switch).
+            self._store.after_commit(lambda: end_legs(ending))
         return changed
 
     def leg_ended(self, end: ev.LegEnd) -> None:
@@ -235,7 +238,9 @@ class CallEventListener:
         calls = self._store.calls
         if self._batcher is not None:
             if calls.fill_and_check(call_id, fields, self._ready, remeasure=remeasured):
-                self._batcher.submit(call_id)
+                # Settled once its leg's end is committed (events may be applied in groups).
+                batcher = self._batcher
+                self._store.after_commit(lambda: batcher.submit(call_id))
             return False
         outcome = calls.fill_and_settle_if(call_id, fields, self._decide, remeasure=remeasured)
         if outcome is None:

@@ -39,7 +39,7 @@ import gevent
 
 from c2c.calls import hangup
 from c2c.calls.estimate import bridged, settle_unseen
-from c2c.calls.lanes import EventLanes
+from c2c.calls.lanes import GROUPED_LANES, EventLanes
 from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
 from c2c.calls.originate import confirm_setup_seconds
 from c2c.calls.outcome import CallOutcome
@@ -180,7 +180,9 @@ class SwitchOwner:
 
     def _listen(self) -> None:
         if self._lanes is None:
-            self._lanes = EventLanes(self.listener.handle, on_overflow=self._events_dropped)
+            self._lanes = EventLanes(self.listener.handle, GROUPED_LANES,
+                                     on_overflow=self._events_dropped,
+                                     group=self._store.grouped)
         lanes = self._lanes
         self._listening_since = self._clock()
         # What the previous holder last heard (its report): where a gap before us began.

@@ -25,7 +25,8 @@ fails (RequestRejected from accept_call is the request's fault, not the store's)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
@@ -181,6 +182,17 @@ class Store:
     def prune_flood(self, before: float) -> int:
         """Delete flood stamps older than ``before``; returns how many."""
         return prune_flood(self._db, before)
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """The store calls this greenlet makes in the block share one transaction (Database.grouped):
+        all committed together, or none."""
+        with self._db.grouped():
+            yield
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once this greenlet's writes are committed (at once outside a group)."""
+        self._db.after_commit(hook)
 
     def upgrade(self) -> list[int]:
         """Create or upgrade the schema; returns the versions applied."""

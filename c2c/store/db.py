@@ -3,6 +3,10 @@
 Every store method runs in one of these: ``write()`` (SQLite: BEGIN IMMEDIATE; MySQL: an ordinary
 READ COMMITTED transaction in which rows are locked explicitly) or ``read()`` (SQLite: BEGIN
 DEFERRED, so a reader never waits for a writer under WAL).
+
+``grouped()`` makes the store calls of one greenlet join a single write transaction instead (the
+event listener applies a round of events so: one COMMIT for the round, not one per event);
+``after_commit()`` defers what must wait until that transaction is committed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import gevent
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
@@ -57,27 +62,84 @@ def is_deadlock(exc: BaseException) -> bool:
     return args[0] == MYSQL_DEADLOCK
 
 
+class _Group:
+    """A write transaction the store calls of one greenlet join (Database.grouped)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.after_commit: list[Callable[[], None]] = []
+
+
 class Database:
     """The engine plus the transaction helpers the query modules share."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_mysql = is_mysql(engine)
+        self._groups: dict[object, _Group] = {}  # greenlet -> the transaction it is in
+
+    def _group(self) -> _Group | None:
+        return self._groups.get(gevent.getcurrent()) if self._groups else None
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Every store call this greenlet makes in the block joins one write transaction,
+        committed when the block ends (rolled back, and the error raised as StoreError, if it
+        fails): each call's statements as they were, without a COMMIT each. A deadlock inside
+        aborts the whole group; nothing is retried here (the caller runs the group again or its
+        parts one by one). Inside a group already: joins it. The block must not wait for another
+        greenlet's store call: that one would wait for this transaction's locks."""
+        me = gevent.getcurrent()
+        if me in self._groups:
+            yield
+            return
+        with translating_errors(), self.engine.begin() as conn:
+            group = self._groups[me] = _Group(conn)
+            try:
+                yield
+            finally:
+                del self._groups[me]
+        for hook in group.after_commit:
+            try:
+                hook()
+            except Exception:  # committed: the others still run
+                log.exception("after a grouped transaction's commit")
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once what this greenlet wrote is committed: at once outside a group,
+        after its COMMIT inside one (not at all if the group fails)."""
+        group = self._group()
+        if group is None:
+            hook()
+        else:
+            group.after_commit.append(hook)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        group = self._group()
+        if group is not None:
+            yield group.conn
+            return
         with translating_errors(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        group = self._group()
+        if group is not None:
+            yield group.conn
+            return
         with translating_errors(), self.engine.connect() as conn:
             conn.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
             with conn.begin():
                 yield conn
 
     def write_retrying(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in a write transaction, again if MySQL picked it as a deadlock victim."""
+        """Run ``work`` in a write transaction, again if MySQL picked it as a deadlock victim.
+        Inside a group: once, in the group's transaction (a deadlock aborts the group)."""
+        group = self._group()
+        if group is not None:
+            return work(group.conn)
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
