@@ -54,7 +54,7 @@ class Runtime:
             SwitchOwner(config, address, store,
                         command_connection=functools.partial(switches.__getitem__, address.name),
                         holder=holder, on_settled=self.on_settled,
-                        health=switches.health(address.name))
+                        health=switches.health(address.name), callbacks=self.dispatcher)
             for address in config.switches
         ]
         self._started = False
@@ -70,7 +70,7 @@ class Runtime:
         reason = None if outcome.reason is None else int(outcome.reason)
         self.metrics.call_settled(outcome.answered, reason)
         self._count_facts(call_id, outcome, reason)
-        self.dispatcher.wake()
+        self.dispatcher.wake(call_id)
         if self._on_settled_hook is not None:
             self._on_settled_hook(call_id)
 

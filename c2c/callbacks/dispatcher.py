@@ -8,7 +8,9 @@ killed mid-send leaves its claims to expire; the rows are then claimed again: de
 once, and the receiver de-duplicates on X-C2C-Call-Id (a progress webhook: X-C2C-Delivery-Id).
 
 Idle, each loop polls every ``idle_interval`` seconds (one indexed query); ``wake()`` lets
-settlement nudge the callbacks' loop so a fresh callback leaves within milliseconds. The progress
+settlement nudge the callbacks' loop so a fresh callback leaves within milliseconds. The event
+listener's settlements do better: they write their callbacks already claimed and hand them over
+(``take_claimed``), so those are sent without a claim's round trips at all. The progress
 loop is not woken by settlements (most calls ask for no webhook: that would cost them a query
 each); it wakes itself when a webhook is finished, since the call's next one is then due.
 """
@@ -18,8 +20,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gevent
@@ -37,6 +40,8 @@ DEFAULT_CONCURRENCY = 10
 DEFAULT_IDLE_INTERVAL = 0.25  # seconds between polls when nothing is due and no wake() came
 STORE_ERROR_PAUSE = 2.0  # seconds to wait after the store failed, before claiming again
 CLAIM_MARGIN_SECONDS = 30.0  # a claim outlives the longest send by this much
+# Calls whose callbacks were handed over, remembered until their settlement's wake() (at most).
+MAX_HANDED_CALLS = 10_000
 
 
 class Job(Protocol):
@@ -96,6 +101,9 @@ class _Lane:
     # Finishing a row makes another due at once (the call's next progress webhook): look again.
     chained: bool = False
     loop: gevent.Greenlet | None = None
+    # Rows claimed by the transaction that wrote them, with when they were handed (monotonic).
+    handed: deque[tuple[float, Any]] = field(default_factory=deque)
+    due: bool = False  # woken: rows were written due, unclaimed
 
 
 class CallbackDispatcher:
@@ -142,6 +150,7 @@ class CallbackDispatcher:
             wake=gevent.event.Event(), chained=True)
         self._lanes = (self._callbacks, self._progress)
         self._stopping = gevent.event.Event()
+        self._handed_calls: dict[str, None] = {}  # insertion-ordered
 
     # -- lifecycle (in a gunicorn worker: start after the fork, stop at worker exit) --
 
@@ -169,9 +178,29 @@ class CallbackDispatcher:
                 lane.pool.kill(block=True, timeout=1.0)
         log.info("callback dispatcher stopped")
 
-    def wake(self) -> None:
-        """Look for due callbacks now (settlement calls this after enqueueing one)."""
+    def wake(self, call_id: str | None = None) -> None:
+        """Look for due callbacks now (settlement calls this after enqueueing one); not for
+        ``call_id`` if its callback was handed over (take_claimed): nothing is due then."""
+        if call_id is not None and self._handed_calls.pop(call_id, 0) is None:
+            return
+        self._callbacks.due = True
         self._callbacks.wake.set()
+
+    def take_claimed(self, jobs: list[Any]) -> None:
+        """Send these callbacks, which the transaction that wrote them claimed for
+        ``lease_seconds`` (Calls.settle_ready), without claiming them. Stopped, or once they
+        waited too long for a sender, they are left to their claim's expiry: then any
+        dispatcher claims them, so none is lost."""
+        if self._stopping.is_set() or not jobs:
+            return
+        handed_at = time.monotonic()
+        lane = self._callbacks
+        for job in jobs:
+            lane.handed.append((handed_at, job))
+            self._handed_calls[job.call_id] = None
+        while len(self._handed_calls) > MAX_HANDED_CALLS:
+            del self._handed_calls[next(iter(self._handed_calls))]
+        lane.wake.set()
 
     # -- one round, also the deterministic entry point for tests --
 
@@ -192,31 +221,52 @@ class CallbackDispatcher:
     # -- internals --
 
     def _claim_loop(self, lane: _Lane) -> None:
-        woken = False
+        next_poll = 0.0  # monotonic: when to look in the store again, if not woken before
         while not self._stopping.is_set():
             lane.wake.clear()  # a wake from here on is seen by the wait below
             free = lane.pool.free_count()
             if free == 0:
                 lane.pool.wait_available(timeout=self._idle_interval)
                 continue
-            try:
+            free -= self._send_handed(lane, free)
+            if not free:
+                continue  # wait for a sender first
+            if (lane.due or time.monotonic() >= next_poll):
                 # Woken, something is due: no need to look before claiming.
-                jobs = lane.outbox.claim_due(self._clock(), free, self.lease_seconds,
-                                             look_first=not woken)
-            except StoreError as exc:
-                log.warning("callback dispatcher: claiming failed: %s", exc)
-                self._stopping.wait(STORE_ERROR_PAUSE)
+                woken, lane.due = lane.due, False
+                try:
+                    jobs = lane.outbox.claim_due(self._clock(), free, self.lease_seconds,
+                                                 look_first=not woken)
+                except StoreError as exc:
+                    log.warning("callback dispatcher: claiming failed: %s", exc)
+                    self._stopping.wait(STORE_ERROR_PAUSE)
+                    continue
+                except Exception:
+                    log.exception("callback dispatcher: unexpected error while claiming")
+                    self._stopping.wait(STORE_ERROR_PAUSE)
+                    continue
+                for job in jobs:
+                    lane.pool.spawn(self._deliver, lane, job)
+                # A full claim: more may be due, look again at once; else rest until woken.
+                lane.due = lane.due or len(jobs) == free
+                next_poll = time.monotonic() + self._idle_interval
+            if lane.due or (lane.handed and lane.pool.free_count()):
                 continue
-            except Exception:
-                log.exception("callback dispatcher: unexpected error while claiming")
-                self._stopping.wait(STORE_ERROR_PAUSE)
+            lane.wake.wait(max(0.0, next_poll - time.monotonic()))
+
+    def _send_handed(self, lane: _Lane, free: int) -> int:
+        """Start sending up to ``free`` handed-over callbacks; returns how many it started."""
+        started = 0
+        while lane.handed and started < free:
+            handed_at, job = lane.handed.popleft()
+            if time.monotonic() - handed_at > CLAIM_MARGIN_SECONDS:
+                # Its claim may lapse before the send ends: left to expire, then claimed.
+                log.info("call %s: handed-over callback left to its claim's expiry",
+                         job.call_id)
                 continue
-            for job in jobs:
-                lane.pool.spawn(self._deliver, lane, job)
-            if len(jobs) < free:  # all that is due has been taken: rest until due or woken
-                woken = lane.wake.wait(self._idle_interval)
-            else:
-                woken = True  # a full claim: more may be due
+            lane.pool.spawn(self._deliver, lane, job)
+            started += 1
+        return started
 
     def _deliver(self, lane: _Lane, job: Any) -> None:
         try:

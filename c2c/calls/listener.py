@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 
@@ -70,17 +70,28 @@ MAX_ASKED = 50_000
 _UNLESS_HANGUP = ("hangup_requested_at",)
 
 
+class CallbackTaker(Protocol):
+    """Where calls settled in groups send their callbacks (CallbackDispatcher.take_claimed)."""
+
+    lease_seconds: float
+
+    def take_claimed(self, jobs: list[Any]) -> None: ...
+
+
 class CallEventListener:
     def __init__(self, store: Store,
                  on_settled: Callable[[str, CallOutcome], None] | None = None,
                  clock: Callable[[], float] = time.time, group_settles: bool = False,
-                 end_legs: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 end_legs: Callable[[Mapping[str, Any]], None] | None = None,
+                 callbacks: CallbackTaker | None = None) -> None:
         """``group_settles``: a call its leg ends complete is settled a moment later, with the
         others completed meanwhile, in one transaction (c2c.calls.settle_batch); for the
         switch's event stream. Otherwise at once, before the handler returns. ``end_legs``:
         ends a call's legs on this switch (a call whose hangup was requested: its legs that
-        appear are ended on sight)."""
+        appear are ended on sight). ``callbacks``: the callbacks of calls settled in groups
+        are written claimed for it and handed to it (no claim round trips)."""
         self._store = store
+        self._callbacks = callbacks
         self._end_legs = end_legs
         self._asked_key: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self._on_settled = on_settled
@@ -254,8 +265,11 @@ class CallEventListener:
         return self._batcher.pending() if self._batcher is not None else 0
 
     def _settle_group(self, call_ids: list[str]) -> None:
-        for call_id, outcome in self._store.calls.settle_ready(call_ids, self._decide):
-            self._announce(call_id, outcome)
+        self.settle_decided(call_ids, self._decide)
+
+    def _claim_for(self) -> tuple[float, Callable[[list[Any]], None]] | None:
+        taker = self._callbacks
+        return None if taker is None else (taker.lease_seconds, taker.take_claimed)
 
     def stop(self) -> None:
         """Stop the group settler, if any (calls it held are settled by the owner's sweep)."""
@@ -283,7 +297,8 @@ class CallEventListener:
         """Settle those of ``call_ids`` for which ``decide`` of its row, locked and not ended,
         gives (outcome, ended_at): in one transaction, decided on the rows as they are then
         (an event applied meanwhile is not overlooked). Returns how many it settled."""
-        settled = self._store.calls.settle_ready(call_ids, decide)
+        settled = self._store.calls.settle_ready(call_ids, decide,
+                                                 claim_callbacks=self._claim_for())
         for call_id, outcome in settled:
             self._announce(call_id, outcome)
         return len(settled)

@@ -40,7 +40,12 @@ import gevent
 from c2c.calls import hangup
 from c2c.calls.estimate import bridged, settle_unseen
 from c2c.calls.lanes import GROUPED_LANES, EventLanes
-from c2c.calls.listener import EVENT_FILTERS, SUBSCRIBED_EVENTS, CallEventListener
+from c2c.calls.listener import (
+    EVENT_FILTERS,
+    SUBSCRIBED_EVENTS,
+    CallbackTaker,
+    CallEventListener,
+)
 from c2c.calls.originate import confirm_setup_seconds
 from c2c.calls.outcome import CallOutcome
 from c2c.calls.settlement import Readiness, outcome_of, readiness
@@ -77,9 +82,11 @@ class SwitchOwner:
                  command_connection: Callable[[], EslConnection], holder: str,
                  on_settled: Callable[[str, CallOutcome], None] | None = None,
                  clock: Callable[[], float] = time.time,
-                 health: SwitchHealth | None = None) -> None:
+                 health: SwitchHealth | None = None,
+                 callbacks: CallbackTaker | None = None) -> None:
         """``health``: this worker's knowledge of the switch (Switches.health), which the
-        heartbeats feed while this worker holds the events."""
+        heartbeats feed while this worker holds the events. ``callbacks``: this process's
+        dispatcher, handed the callbacks of the calls this settles (CallEventListener)."""
         self._config = config
         self._address = address
         self._store = store
@@ -89,7 +96,8 @@ class SwitchOwner:
         self._lease_name = lease_name(address.name)
         self.health = health or SwitchHealth(address.name, clock=clock)
         self.listener = CallEventListener(store, on_settled=on_settled, clock=clock,
-                                          group_settles=True, end_legs=self._end_legs)
+                                          group_settles=True, end_legs=self._end_legs,
+                                          callbacks=callbacks)
         # Calls whose hangup was requested and which are still not ended: when to look again
         # (rebuilt by every sweep, so it holds only those; c2c.calls.hangup).
         self._hangup_looks: dict[str, float] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from c2c.store import schema
 from c2c.store.db import Database
@@ -66,7 +66,7 @@ class Callbacks:
 
         ``look_first``: make sure something is due with a plain read before taking write locks
         (for a poll, which mostly finds nothing); False when a callback was just enqueued."""
-        cb, a = schema.callbacks, schema.accounts
+        cb = schema.callbacks
         due = (
             select(cb.c.id)
             .where(
@@ -96,39 +96,9 @@ class Callbacks:
             conn.execute(
                 update(cb).where(cb.c.id.in_(ids)).values(claimed_until=now + lease_seconds)
             )
-            return conn.execute(
-                select(
-                    cb.c.id,
-                    cb.c.call_id,
-                    cb.c.account_id,
-                    cb.c.url,
-                    cb.c.attempts,
-                    cb.c.created_at,
-                    cb.c.next_attempt_at,
-                    a.c.webhook_secret,
-                    a.c.previous_webhook_secret,
-                    a.c.previous_secret_until,
-                )
-                .join(a, a.c.id == cb.c.account_id)
-                .where(cb.c.id.in_(ids))
-                .order_by(cb.c.next_attempt_at, cb.c.id)
-            ).all()
+            return conn.execute(_JOBS.where(cb.c.id.in_(ids))).all()
 
-        rows = self._db.write_retrying(claim)
-        return [
-            CallbackJob(
-                id=int(row.id),
-                call_id=row.call_id,
-                account_id=int(row.account_id),
-                url=row.url,
-                attempts=int(row.attempts),
-                created_at=float(row.created_at),
-                next_attempt_at=float(row.next_attempt_at),
-                webhook_secret=row.webhook_secret,
-                previous_webhook_secret=previous_secret(row, now),
-            )
-            for row in rows
-        ]
+        return _jobs(self._db.write_retrying(claim), now)
 
     def mark_delivered(self, callback_id: int, *, at: float, http_status: int | None) -> bool:
         """The customer answered 2xx. Returns whether the row was still pending."""
@@ -217,6 +187,52 @@ class Callbacks:
             ).rowcount
             _record_attempt(conn, callback_id, at, http_status, error)
         return bool(changed)
+
+
+def claimed_jobs(conn: Connection, call_ids: Sequence[str], now: float) -> list[CallbackJob]:
+    """These calls' callbacks as claim_due returns them: for the transaction that has just
+    written them claimed (a settlement handing them to its own dispatcher)."""
+    if not call_ids:
+        return []
+    return _jobs(conn.execute(_JOBS_OF_CALLS, {"b_call_ids": list(call_ids)}).all(), now)
+
+
+def _jobs(rows: Sequence[Any], now: float) -> list[CallbackJob]:
+    return [
+        CallbackJob(
+            id=int(row.id),
+            call_id=row.call_id,
+            account_id=int(row.account_id),
+            url=row.url,
+            attempts=int(row.attempts),
+            created_at=float(row.created_at),
+            next_attempt_at=float(row.next_attempt_at),
+            webhook_secret=row.webhook_secret,
+            previous_webhook_secret=previous_secret(row, now),
+        )
+        for row in rows
+    ]
+
+
+# A claimed row with what sending it needs: its account's signing secrets.
+_JOBS = (
+    select(
+        schema.callbacks.c.id,
+        schema.callbacks.c.call_id,
+        schema.callbacks.c.account_id,
+        schema.callbacks.c.url,
+        schema.callbacks.c.attempts,
+        schema.callbacks.c.created_at,
+        schema.callbacks.c.next_attempt_at,
+        schema.accounts.c.webhook_secret,
+        schema.accounts.c.previous_webhook_secret,
+        schema.accounts.c.previous_secret_until,
+    )
+    .join(schema.accounts, schema.accounts.c.id == schema.callbacks.c.account_id)
+    .order_by(schema.callbacks.c.next_attempt_at, schema.callbacks.c.id)
+)
+_JOBS_OF_CALLS = _JOBS.where(
+    schema.callbacks.c.call_id.in_(bindparam("b_call_ids", expanding=True)))
 
 
 def _record_attempt(

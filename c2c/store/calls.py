@@ -22,6 +22,7 @@ from c2c.domain.progress import ProgressEvent, decode_events
 from c2c.domain.states import IN_FLIGHT, CallState
 from c2c.store import ledger, schema
 from c2c.store.accept import utc_day
+from c2c.store.callbacks import CallbackJob, claimed_jobs
 from c2c.store.db import Database
 from c2c.store.progress import Report, write_events
 
@@ -384,20 +385,26 @@ class Calls:
         *,
         callback_url_builder: CallbackUrlBuilder = build_callback_url,
         now: float | None = None,
+        claim_callbacks: tuple[float, Callable[[list[CallbackJob]], None]] | None = None,
     ) -> list[tuple[str, OutcomeT]]:
         """Settle, in one transaction, every call of ``call_ids`` that is not ended and for
         which ``decide`` of its locked row gives (outcome, ended_at); as settle() does for one.
 
         Each account's row is locked once for the whole group, after the calls' rows: the hot
         row of a busy account is held for a few round trips per group, not per call.
-        Returns (call id, outcome) of the calls this settled.
+        ``claim_callbacks``: (lease seconds, take): the callbacks it writes are written claimed
+        for that long and, once committed, given to ``take`` as claim_due would return them
+        (the dispatcher of this process sends them without claiming; if it never does, the
+        claim expires and any dispatcher claims them). Returns (call id, outcome) of the calls
+        this settled.
         """
         wanted = sorted(set(call_ids))
         now = time.time() if now is None else now
+        claim_until = None if claim_callbacks is None else now + claim_callbacks[0]
 
-        def work(conn: Connection) -> list[tuple[str, OutcomeT]]:
+        def work(conn: Connection) -> tuple[list[tuple[str, OutcomeT]], list[CallbackJob]]:
             if not wanted:
-                return []
+                return [], []
             items: list[_Settling] = []
             decided: list[tuple[str, OutcomeT]] = []
             for row in conn.execute(_GET_MANY_LOCKED, {"b_ids": wanted}).mappings():
@@ -406,13 +413,19 @@ class Calls:
                 if decision is not None:
                     items.append(_Settling(call, decision[0], decision[1], {}))
                     decided.append((call["id"], decision[0]))
-            if items:
-                _settle_rows(conn, items, callback_url_builder, now)
-            return decided
+            if not items:
+                return decided, []
+            with_callbacks = _settle_rows(conn, items, callback_url_builder, now, claim_until)
+            if claim_until is None:
+                return decided, []
+            return decided, claimed_jobs(conn, with_callbacks, now)
 
-        settled = self._db.write_retrying(work)
+        settled, jobs = self._db.write_retrying(work)
         if settled:
             log.debug("%d call(s) settled in one transaction", len(settled))
+        if jobs and claim_callbacks is not None:
+            take = claim_callbacks[1]
+            self._db.after_commit(lambda: take(jobs))
         return settled
 
     def mark_alive(self, call_ids: Iterable[str], at: float) -> int:
@@ -611,11 +624,13 @@ class _Settling:
 
 
 def _settle_rows(
-    conn: Connection, items: list[_Settling], builder: CallbackUrlBuilder, now: float
-) -> None:
+    conn: Connection, items: list[_Settling], builder: CallbackUrlBuilder, now: float,
+    claim_until: float | None = None,
+) -> list[str]:
     """Settle calls whose rows this transaction has locked and found not ended: each row ended
     with its outcome, each account debited and its reservations released (its row locked once,
-    in id order, after the calls'), the ledger rows and the callbacks written."""
+    in id order, after the calls'), the ledger rows and the callbacks written (claimed until
+    ``claim_until`` when given). Returns the ids of the calls whose callback it wrote."""
     ended: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
     for item in items:
         call = item.call
@@ -682,6 +697,7 @@ def _settle_rows(
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
+            "claimed_until": claim_until,
         }
         for call, result in ended
         if call["callback_url"]
@@ -692,6 +708,7 @@ def _settle_rows(
                for call, result in ended if call["status_events"]]
     if reports:
         write_events(conn, reports, now)
+    return [callback["call_id"] for callback in callbacks]
 
 
 @dataclass
