@@ -71,7 +71,9 @@ def _count_sql(directory):
 
     def counted(self, command, sql):
         if command == COMMAND.COM_QUERY:
-            text = sql.decode("utf-8", "replace") if isinstance(sql, bytes) else sql
+            # A multi-row INSERT (executemany) comes as a bytearray.
+            text = (sql.decode("utf-8", "replace") if isinstance(sql, (bytes, bytearray))
+                    else sql)
             counts[normalise(text)] += 1
         elif command == COMMAND.COM_PING:
             counts["COM_PING (pool_pre_ping on checkout)"] += 1
