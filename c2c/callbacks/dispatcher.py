@@ -30,6 +30,7 @@ import gevent.event
 import gevent.pool
 
 from c2c.callbacks.backoff import next_delay, should_give_up
+from c2c.callbacks.recording import GroupRecorder
 from c2c.callbacks.sender import SendResult, redact_url, send_callback, send_progress
 from c2c.config import Config
 from c2c.errors import StoreError
@@ -150,6 +151,12 @@ class CallbackDispatcher:
             wake=gevent.event.Event(), chained=True)
         self._lanes = (self._callbacks, self._progress)
         self._stopping = gevent.event.Event()
+        # Outcomes recorded in groups where the store can (c2c.callbacks.recording); counted
+        # and announced once committed.
+        grouped = getattr(store, "grouped", None)
+        self._recorder = GroupRecorder(grouped) if grouped is not None else None
+        self._after_commit: Callable[[Callable[[], None]], None] = getattr(
+            store, "after_commit", lambda hook: hook())
         self._handed_calls: dict[str, None] = {}  # insertion-ordered
 
     # -- lifecycle (in a gunicorn worker: start after the fork, stop at worker exit) --
@@ -172,6 +179,8 @@ class CallbackDispatcher:
                 lane.loop.join(timeout)
                 lane.loop.kill(block=False)
                 lane.loop = None
+        if self._recorder is not None:
+            self._recorder.stop()
         for lane in self._lanes:
             if not lane.pool.join(timeout):
                 log.warning("callback dispatcher: %d sends cut short at stop", len(lane.pool))
@@ -271,7 +280,11 @@ class CallbackDispatcher:
     def _deliver(self, lane: _Lane, job: Any) -> None:
         try:
             result = self._send_within_deadline(lane, job)
-            self._record(lane, job, result, self._clock())
+            at = self._clock()
+            if self._recorder is None:
+                self._record(lane, job, result, at)
+            else:
+                self._recorder.record(lambda: self._record(lane, job, result, at))
         except StoreError as exc:
             # The claim expires and the row is tried again: at least once, never lost.
             log.warning("call %s: %s outcome not recorded (%s); will retry", job.call_id,
@@ -306,8 +319,7 @@ class CallbackDispatcher:
         what = lane.describe(job)
         if result.ok:
             if lane.outbox.mark_delivered(job.id, at=at, http_status=result.http_status):
-                lane.on_attempt("delivered")
-                self._finished(lane)
+                self._counted(lane, "delivered")
                 log.info("call %s: %s delivered (HTTP %s, attempt %d)", job.call_id, what,
                          result.http_status, attempt)
             else:
@@ -318,8 +330,7 @@ class CallbackDispatcher:
         if not result.retryable or should_give_up(job.created_at, at, self._horizon):
             if lane.outbox.mark_failed(job.id, at=at, error=error,
                                        http_status=result.http_status):
-                lane.on_attempt("failed")
-                self._finished(lane)
+                self._counted(lane, "failed")
                 log.warning("call %s: %s to %s given up after %d attempt(s): %s", job.call_id,
                             what, redact_url(job.url), attempt, error)
             else:
@@ -333,14 +344,21 @@ class CallbackDispatcher:
         ):
             self._log_moved_on(job, what)
             return
-        lane.on_attempt("retry")
+        self._after_commit(lambda: lane.on_attempt("retry"))
         log.info("call %s: %s to %s failed (attempt %d: %s); next try in %.1fs", job.call_id,
                  what, redact_url(job.url), attempt, error, retry_at - at)
 
-    @staticmethod
-    def _finished(lane: _Lane) -> None:
-        if lane.chained:
-            lane.wake.set()
+    def _counted(self, lane: _Lane, result: str) -> None:
+        """A row finished: counted, and its lane woken if that makes another due, once the
+        outcome is committed (recorded in a group, it may be written twice)."""
+
+        def finished() -> None:
+            lane.on_attempt(result)
+            if lane.chained:
+                lane.due = True
+                lane.wake.set()
+
+        self._after_commit(finished)
 
     @staticmethod
     def _log_moved_on(job: Any, what: str) -> None:
