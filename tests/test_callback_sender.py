@@ -236,6 +236,21 @@ def test_connects_to_the_vetted_address_without_resolving_again(receiver, monkey
     assert only_request(receiver).header("Host") == f"hooks.customer.test:{receiver.port}"
 
 
+def test_the_vetted_address_is_connected_to_without_any_lookup(receiver, monkeypatch):
+    """Not even of the literal: gevent would run it in its thread pool (bench/)."""
+
+    def no_lookup(host, *args, **kwargs):
+        raise AssertionError(f"getaddrinfo({host!r}) called")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    assert send(receiver.url("/cb")).ok
+    refused = send(f"http://127.0.0.1:{free_port()}/cb")
+    assert not refused.ok and refused.retryable and "connection refused" in refused.error
+    receiver.stall_next(1, seconds=10)
+    stalled = send(receiver.url(), timeout=0.5)
+    assert not stalled.ok and stalled.retryable and "timed out" in stalled.error
+
+
 def test_next_vetted_address_is_tried_when_one_refuses(receiver):
     # The receiver listens on 127.0.0.1 only, so 127.0.0.2 (loopback too) refuses.
     def resolve(host: str, port: int) -> list[str]:

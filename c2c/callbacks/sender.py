@@ -18,6 +18,7 @@ import base64
 import http.client
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from c2c.callbacks.address_guard import (
@@ -208,13 +209,46 @@ def _send(
     return SendResult(False, None, error)
 
 
+def _connect_to_literal(connection: HTTPConnection) -> socket.socket:
+    """Connect to the address literal the guard checked without asking the resolver again:
+    gevent runs every getaddrinfo, a literal's too, in its thread pool (bench/: about a tenth
+    of the callback worker's CPU went to that hand-off). Raises as urllib3's own _new_conn."""
+    host, timeout = connection._dns_host, connection.timeout
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        for option in connection.socket_options or ():
+            sock.setsockopt(*option)
+        sock.settimeout(timeout if isinstance(timeout, (int, float)) else None)
+        sock.connect((host, connection.port))
+    except TimeoutError as exc:
+        sock.close()
+        raise ConnectTimeoutError(
+            connection, f"Connection to {host} timed out. (connect timeout={timeout})") from exc
+    except OSError as exc:
+        sock.close()
+        raise NewConnectionError(connection,
+                                 f"Failed to establish a new connection: {exc}") from exc
+    return sock
+
+
+class _HTTPToAddress(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        # A zoned IPv6 address ('fe80::1%eth0') goes through getaddrinfo, which knows its scope.
+        return super()._new_conn() if "%" in self._dns_host else _connect_to_literal(self)
+
+
+class _HTTPSToAddress(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return super()._new_conn() if "%" in self._dns_host else _connect_to_literal(self)
+
+
 def _connection(
     target: _Target, address: str, timeout: float, ca_certs: str | None
 ) -> HTTPConnection:
     if target.scheme == "http":
-        return HTTPConnection(address, target.port, timeout=timeout)
+        return _HTTPToAddress(address, target.port, timeout=timeout)
     # SNI and the certificate check use the hostname; the TCP connection goes to the address.
-    return HTTPSConnection(
+    return _HTTPSToAddress(
         address,
         target.port,
         timeout=timeout,
