@@ -190,7 +190,8 @@ class CallbackDispatcher:
     def wake(self, call_id: str | None = None) -> None:
         """Look for due callbacks now (settlement calls this after enqueueing one); not for
         ``call_id`` if its callback was handed over (take_claimed): nothing is due then."""
-        if call_id is not None and self._handed_calls.pop(call_id, 0) is None:
+        if call_id is not None and call_id in self._handed_calls:
+            del self._handed_calls[call_id]
             return
         self._callbacks.due = True
         self._callbacks.wake.set()
@@ -240,7 +241,7 @@ class CallbackDispatcher:
             free -= self._send_handed(lane, free)
             if not free:
                 continue  # wait for a sender first
-            if (lane.due or time.monotonic() >= next_poll):
+            if lane.due or time.monotonic() >= next_poll:
                 # Woken, something is due: no need to look before claiming.
                 woken, lane.due = lane.due, False
                 try:
