@@ -102,3 +102,37 @@ def test_a_failed_group_is_recorded_try_by_try_and_counted_once(store, settled, 
         callback = store.callbacks.get_for_call(call_id)
         assert callback["status"] == "delivered" and callback["attempts"] == 1
         assert len(store.callbacks.list_for_call(call_id)) == 1
+
+
+def _claimed(store, n, url="https://hooks.example.com/cb", settled=None):
+    settled(n, url)
+    return store.callbacks.claim_due(time.time() + 1, n, 60)
+
+
+def test_deliveries_marked_together_are_each_finished_with_their_own_try(store, settled):
+    jobs = _claimed(store, 3, settled=settled)
+    base = time.time()
+    with store.grouped():
+        store.callbacks.mark_delivered_many(
+            [(job.id, base + n, 200 + n) for n, job in enumerate(jobs)])
+    for n, job in enumerate(jobs):
+        callback = store.callbacks.get_for_call(job.call_id)
+        assert callback["status"] == "delivered" and callback["attempts"] == 1
+        assert callback["claimed_until"] is None
+        assert callback["delivered_at"] == pytest.approx(base + n)
+        assert [(a["at"], a["http_status"]) for a in store.callbacks.list_for_call(
+            job.call_id)] == [(pytest.approx(base + n), 200 + n)]
+
+
+def test_a_row_finished_meanwhile_fails_the_whole_group(store, settled):
+    from c2c.store.callbacks import NotAllPending
+
+    jobs = _claimed(store, 3, settled=settled)
+    assert store.callbacks.mark_delivered(jobs[1].id, at=time.time(), http_status=200)
+    with pytest.raises(NotAllPending), store.grouped():
+        store.callbacks.mark_delivered_many([(job.id, time.time(), 200) for job in jobs])
+    # Rolled back: the others still pending, with no try recorded; the finished one as it was.
+    for job in (jobs[0], jobs[2]):
+        assert store.callbacks.get_for_call(job.call_id)["status"] == "pending"
+        assert store.callbacks.list_for_call(job.call_id) == []
+    assert len(store.callbacks.list_for_call(jobs[1].call_id)) == 1

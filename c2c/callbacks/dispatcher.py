@@ -17,6 +17,7 @@ each); it wakes itself when a webhook is finished, since the call's next one is 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -87,6 +88,7 @@ class Outbox(Protocol):
 
 
 Sender = Callable[..., SendResult]
+_Outcome = tuple[Any, SendResult, float]  # a claimed row, its try's result, when it ended
 
 
 @dataclass
@@ -105,6 +107,7 @@ class _Lane:
     # Rows claimed by the transaction that wrote them, with when they were handed (monotonic).
     handed: deque[tuple[float, Any]] = field(default_factory=deque)
     due: bool = False  # woken: rows were written due, unclaimed
+    recorder: GroupRecorder[_Outcome] | None = None
 
 
 class CallbackDispatcher:
@@ -154,7 +157,10 @@ class CallbackDispatcher:
         # Outcomes recorded in groups where the store can (c2c.callbacks.recording); counted
         # and announced once committed.
         grouped = getattr(store, "grouped", None)
-        self._recorder = GroupRecorder(grouped) if grouped is not None else None
+        if grouped is not None:
+            for lane in self._lanes:
+                lane.recorder = GroupRecorder(grouped, functools.partial(self._record_group, lane),
+                                              functools.partial(self._record_one, lane))
         self._after_commit: Callable[[Callable[[], None]], None] = getattr(
             store, "after_commit", lambda hook: hook())
         self._handed_calls: dict[str, None] = {}  # insertion-ordered
@@ -179,8 +185,9 @@ class CallbackDispatcher:
                 lane.loop.join(timeout)
                 lane.loop.kill(block=False)
                 lane.loop = None
-        if self._recorder is not None:
-            self._recorder.stop()
+        for lane in self._lanes:
+            if lane.recorder is not None:
+                lane.recorder.stop()
         for lane in self._lanes:
             if not lane.pool.join(timeout):
                 log.warning("callback dispatcher: %d sends cut short at stop", len(lane.pool))
@@ -282,10 +289,10 @@ class CallbackDispatcher:
         try:
             result = self._send_within_deadline(lane, job)
             at = self._clock()
-            if self._recorder is None:
+            if lane.recorder is None:
                 self._record(lane, job, result, at)
             else:
-                self._recorder.record(lambda: self._record(lane, job, result, at))
+                lane.recorder.record((job, result, at))
         except StoreError as exc:
             # The claim expires and the row is tried again: at least once, never lost.
             log.warning("call %s: %s outcome not recorded (%s); will retry", job.call_id,
@@ -314,15 +321,34 @@ class CallbackDispatcher:
         finally:
             deadline.close()
 
+    def _record_one(self, lane: _Lane, outcome: _Outcome) -> None:
+        self._record(lane, *outcome)
+
+    def _record_group(self, lane: _Lane, outcomes: list[_Outcome]) -> None:
+        """Store several outcomes (in one transaction): the deliveries in two statements where
+        the outbox can, the rest one by one."""
+        many = getattr(lane.outbox, "mark_delivered_many", None)
+        delivered = [outcome for outcome in outcomes if outcome[1].ok]
+        if many is not None and len(delivered) > 1:
+            many([(job.id, at, result.http_status) for job, result, at in delivered])
+            for job, result, _ in delivered:
+                self._delivered(lane, job, result)
+            outcomes = [outcome for outcome in outcomes if not outcome[1].ok]
+        for outcome in outcomes:
+            self._record(lane, *outcome)
+
+    def _delivered(self, lane: _Lane, job: Any, result: SendResult) -> None:
+        self._counted(lane, "delivered")
+        log.info("call %s: %s delivered (HTTP %s, attempt %d)", job.call_id, lane.describe(job),
+                 result.http_status, job.attempts + 1)
+
     def _record(self, lane: _Lane, job: Any, result: SendResult, at: float) -> None:
         """Store the outcome of one try: delivered, retry later, or give up."""
         attempt = job.attempts + 1
         what = lane.describe(job)
         if result.ok:
             if lane.outbox.mark_delivered(job.id, at=at, http_status=result.http_status):
-                self._counted(lane, "delivered")
-                log.info("call %s: %s delivered (HTTP %s, attempt %d)", job.call_id, what,
-                         result.http_status, attempt)
+                self._delivered(lane, job, result)
             else:
                 self._log_moved_on(job, what)
             return

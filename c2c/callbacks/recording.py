@@ -1,5 +1,6 @@
 """Recording delivery tries in groups: the outcomes of sends that end within a few milliseconds of
-each other are written in one transaction (Store.grouped) instead of one each.
+each other are written in one transaction (Store.grouped) instead of one each, the deliveries
+among them in two statements for the whole group (Callbacks.mark_delivered_many).
 
 Each sender still waits until its outcome is committed, so a claim is never released before its
 try is recorded and the dispatcher's pool bounds the tries in flight as before. If a group fails,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Generic, TypeVar
 
 import gevent
 import gevent.event
@@ -21,30 +23,34 @@ log = logging.getLogger(__name__)
 GATHER = 0.01  # seconds the first outcome waits for others to join its group
 MAX_GROUP = 100  # outcomes per transaction
 
-Write = Callable[[], None]
+T = TypeVar("T")
 
 
-class GroupRecorder:
+class GroupRecorder(Generic[T]):
     def __init__(self, grouped: Callable[[], AbstractContextManager[None]],
+                 write_group: Callable[[list[T]], None], write_one: Callable[[T], None], *,
                  gather: float = GATHER, max_group: int = MAX_GROUP) -> None:
+        """``write_group``: writes several outcomes (inside the group's transaction);
+        ``write_one``: one outcome in its own transaction (alone, or after a failed group)."""
         self._grouped = grouped
+        self._write_group = write_group
+        self._write_one = write_one
         self._gather = gather
         self._max_group = max(1, max_group)
-        self._waiting: list[tuple[Write, gevent.event.AsyncResult]] = []
+        self._waiting: list[tuple[T, gevent.event.AsyncResult]] = []
         self._ready = gevent.event.Event()
         self._loop: gevent.Greenlet | None = None
 
-    def record(self, write: Write) -> None:
-        """Run ``write`` (store calls) in a transaction with the others gathered meanwhile;
-        returns once it is committed. Should the group fail, ``write`` runs again on its own
-        (its errors are raised here)."""
+    def record(self, item: T) -> None:
+        """Write ``item`` with the others gathered meanwhile; returns once it is committed.
+        Should its group fail, it is written on its own (whose errors are raised here)."""
         done = gevent.event.AsyncResult()
-        self._waiting.append((write, done))
+        self._waiting.append((item, done))
         self._ready.set()
         if self._loop is None or self._loop.dead:
             self._loop = gevent.spawn(self._run)
         if not done.get():
-            write()
+            self._write_one(item)
 
     def stop(self) -> None:
         """Stop grouping; those waiting write on their own."""
@@ -71,11 +77,10 @@ class GroupRecorder:
                 continue
             try:
                 with self._grouped():
-                    for write, _ in group:
-                        write()
+                    self._write_group([item for item, _ in group])
             except Exception as exc:
-                log.info("recording %d callback outcome(s) together failed (%s); each is "
-                         "recorded on its own", len(group), exc)
+                log.info("recording %d outcome(s) together failed (%s); each is recorded on "
+                         "its own", len(group), exc)
                 for _, done in group:
                     done.set(False)
             else:

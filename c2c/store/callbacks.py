@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, or_, select, update
 
 from c2c.store import schema
 from c2c.store.db import Database
@@ -50,6 +50,11 @@ def previous_secret(row: Any, now: float) -> str | None:
     """An account row's replaced webhook secret while its grace period lasts."""
     until = row.previous_secret_until
     return row.previous_webhook_secret if until is not None and until > now else None
+
+
+class NotAllPending(Exception):
+    """mark_delivered_many: some row had been finished meanwhile (a claim that outlived its
+    lease); its transaction must be rolled back."""
 
 
 def _short(text: str | None) -> str | None:
@@ -113,6 +118,32 @@ class Callbacks:
                 "last_error": None,
             },
         )
+
+    def mark_delivered_many(self, deliveries: Sequence[tuple[int, float, int | None]]) -> None:
+        """Several callbacks answered 2xx, each (id, at, http_status): two statements for all
+        (one UPDATE, one multi-row INSERT of the tries). Raises NotAllPending, the transaction
+        to be rolled back, if any of them was no longer pending (then record them one by one,
+        mark_delivered saying which)."""
+        if not deliveries:
+            return
+        cb = schema.callbacks
+        ids = [callback_id for callback_id, _, _ in deliveries]
+        delivered_at = case({callback_id: at for callback_id, at, _ in deliveries},
+                            value=cb.c.id)
+        with self._db.write() as conn:
+            changed = conn.execute(
+                update(cb)
+                .where(cb.c.id.in_(ids), cb.c.status == CallbackStatus.PENDING.value)
+                .values(attempts=cb.c.attempts + 1, claimed_until=None, last_error=None,
+                        status=CallbackStatus.DELIVERED.value, delivered_at=delivered_at)
+            ).rowcount
+            if changed != len(set(ids)):
+                raise NotAllPending(f"{len(ids) - changed} of {len(ids)} no longer pending")
+            conn.execute(insert(schema.callback_attempts), [
+                {"callback_id": callback_id, "at": at, "http_status": http_status,
+                 "error": None}
+                for callback_id, at, http_status in deliveries
+            ])
 
     def reschedule(
         self,
