@@ -96,3 +96,48 @@ def test_outside_a_group_a_hook_runs_at_once_and_a_nested_group_joins(store, cal
         assert _ring(store, calls[1])
     assert len(commits) == 1
     assert {_state(store, c) for c in calls} == {"caller_ringing"}
+
+
+def _selects_of_this_greenlet(store):
+    me, selects = gevent.getcurrent(), []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if gevent.getcurrent() is me and statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    return selects
+
+
+def _both_gone(call):
+    return call["caller_gone_at"] is not None and call["callee_gone_at"] is not None
+
+
+def test_a_group_reads_a_row_once_for_both_legs_ends(store, calls):
+    selects = _selects_of_this_greenlet(store)
+    with store.grouped():
+        assert not store.calls.fill_and_check(calls[0], {"callee_gone_at": NOW + 5}, _both_gone)
+        assert not store.calls.fill_and_check(calls[1], {"callee_gone_at": NOW + 5}, _both_gone)
+        assert store.calls.fill_and_check(calls[0], {"caller_gone_at": NOW + 6}, _both_gone)
+    assert len(selects) == 2  # one per call, not one per leg's end
+    row = store.calls.get(calls[0])
+    assert (row["callee_gone_at"], row["caller_gone_at"]) == (NOW + 5, NOW + 6)
+
+
+def test_any_other_write_in_the_group_makes_it_read_the_row_again(store, calls):
+    selects = _selects_of_this_greenlet(store)
+    with store.grouped():
+        assert not store.calls.fill_and_check(calls[0], {"callee_gone_at": NOW + 5},
+                                              lambda call: call["state"] == "caller_ringing")
+        assert _ring(store, calls[0])
+        # The row as the move left it, not as the first fill saw it.
+        assert store.calls.fill_and_check(calls[0], {"caller_gone_at": NOW + 6},
+                                          lambda call: call["state"] == "caller_ringing")
+    assert len(selects) == 2
+
+
+def test_outside_a_group_every_fill_reads_its_row(store, calls):
+    selects = _selects_of_this_greenlet(store)
+    store.calls.fill_and_check(calls[0], {"callee_gone_at": NOW + 5}, _both_gone)
+    assert store.calls.fill_and_check(calls[0], {"caller_gone_at": NOW + 6}, _both_gone)
+    assert len(selects) == 2

@@ -363,9 +363,15 @@ class Calls:
         estimate is corrected as in fill_and_settle_if."""
         _check_fields(fields)
         now = time.time() if now is None else now
+        # In a group, the row as this transaction's last fill of it left it (the other leg's
+        # end, a moment before): locked already, so not read again.
+        key = ("calls.fill", call_id)
+        known = self._db.locked_row(key)
+        kept: list[dict[str, Any]] = []
 
         def work(conn: Connection) -> bool:
-            found = _fill_locked(conn, call_id, fields)
+            found = (_fill_locked(conn, call_id, fields) if known is None
+                     else _filled_row(known, fields))
             if found is None:
                 return False
             call, filled = found
@@ -374,9 +380,14 @@ class Calls:
                 return False
             if filled:
                 conn.execute(_UPDATE_CALL, {"b_id": call_id, **filled})
+            kept.append(call)
             return ready(call)
 
-        return self._db.write_retrying(work)
+        # Only this call's row changes (a correction of an ended call is never kept).
+        decided = self._db.write_retrying(work, keeps_rows=True)
+        if kept:
+            self._db.keep_locked_row(key, kept[-1])
+        return decided
 
     def settle_ready(
         self,
@@ -606,9 +617,13 @@ def _fill_locked(
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Lock the call's row; (the row with the empty ``fields`` filled, what was filled)."""
     row = conn.execute(_GET_LOCKED, {"b_id": call_id}).mappings().first()
-    if row is None:
-        return None
-    call = dict(row)
+    return None if row is None else _filled_row(dict(row), fields)
+
+
+def _filled_row(
+    call: dict[str, Any], fields: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the row with the empty ``fields`` filled, what was filled)."""
     filled = {name: value for name, value in fields.items()
               if value is not None and _is_empty(name, call[name])}
     call.update(filled)

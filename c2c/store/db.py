@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gevent
 from sqlalchemy import Connection, Engine
@@ -68,6 +68,8 @@ class _Group:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.after_commit: list[Callable[[], None]] = []
+        # Rows this transaction locked and knows as they now stand, by key (Database.locked_row).
+        self.rows: dict[object, dict[str, Any]] = {}
 
 
 class Database:
@@ -114,10 +116,31 @@ class Database:
         else:
             group.after_commit.append(hook)
 
+    def locked_row(self, key: object) -> dict[str, Any] | None:
+        """Inside a group: the row ``keep_locked_row`` left under ``key``, if no other write
+        came since (a copy); else None. Lets a transaction skip reading again a row it locked
+        and has changed only through the same path (two legs' ends of one call)."""
+        group = self._group()
+        if group is None or key not in group.rows:
+            return None
+        return dict(group.rows[key])
+
+    def keep_locked_row(self, key: object, row: dict[str, Any]) -> None:
+        """Inside a group: remember ``row``, locked by this transaction and as it now stands,
+        until the next write of any other kind (which forgets every row kept)."""
+        group = self._group()
+        if group is not None:
+            group.rows[key] = dict(row)
+
+    def _forget_rows(self, group: _Group) -> None:
+        if group.rows:
+            group.rows.clear()
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         group = self._group()
         if group is not None:
+            self._forget_rows(group)
             yield group.conn
             return
         with translating_errors(), self.engine.begin() as conn:
@@ -134,11 +157,16 @@ class Database:
             with conn.begin():
                 yield conn
 
-    def write_retrying(self, work: Callable[[Connection], T]) -> T:
+    def write_retrying(self, work: Callable[[Connection], T], *,
+                       keeps_rows: bool = False) -> T:
         """Run ``work`` in a write transaction, again if MySQL picked it as a deadlock victim.
-        Inside a group: once, in the group's transaction (a deadlock aborts the group)."""
+        Inside a group: once, in the group's transaction (a deadlock aborts the group), and the
+        rows kept are forgotten unless ``keeps_rows`` (``work`` changes none of them but its
+        own, whose keeping is its caller's)."""
         group = self._group()
         if group is not None:
+            if not keeps_rows:
+                self._forget_rows(group)
             return work(group.conn)
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
