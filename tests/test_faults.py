@@ -280,13 +280,15 @@ def test_switch_restarted_calls_gone(tmp_path, mysql_url):
             0.1,
             "long calls bridged",
         )
-        # The crash, with requests coming in during the outage and after the restart.
+        # The crash, with requests coming in during the outage and after the restart: 8 s of
+        # them, so that the stream outlasts the reconnect's backoff (up to 3.2 s after a 2 s
+        # outage) even when the restarted switch is slow to listen on a loaded machine.
         during = RequestStream(
             base,
             d.request_params(callee_phone_number=SHORT_CALLEE),
             20,
             concurrency=2,
-            interval=0.4,
+            interval=0.8,
         )
         d.kill_simulator()
         crashed_at = time.monotonic()
