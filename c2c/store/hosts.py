@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import pymysql
 
+from c2c.store import driver
+
 log = logging.getLogger(__name__)
 
 AVOID_SECONDS = 10.0
@@ -77,7 +79,7 @@ class HostList:
     """The ``creator`` of the engine's pool: a DB-API connection to the first usable host."""
 
     def __init__(self, hosts: Sequence[Host], connect_args: dict[str, Any],
-                 connect: Callable[..., Any] = pymysql.connect,
+                 connect: Callable[..., Any] = driver.connect,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.hosts = list(hosts)
         self._connect_args = connect_args
