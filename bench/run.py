@@ -432,19 +432,23 @@ class Bench:
         met = a["completed_rate"] >= 500 * 0.98 and a["p99"] < 1.0
         if not met:
             # How fast can it go and keep the callbacks prompt? Start from 80% of what the
-            # listener got through once the requests stopped; if the callbacks lag, 60% of that.
+            # listener got through once the requests stopped; while the callbacks lag, 60% of
+            # the rate tried, up to three tries (the listener alone drains faster than the
+            # whole system sustains with the API busy too, by how much varies by machine).
             capacity = max(a["drain_throughput"], a["throughput"])
             rate = max(5.0, math.floor(capacity * 0.8 / 5) * 5)
             how = "80% of the listener's throughput after the requests above stopped"
-            for attempt in range(2):
+            tries = 3
+            for attempt in range(tries):
                 self.log(f"e2e: sustained run at {rate:.0f} calls/s")
                 b = self.e2e_run(rate, plan.e2e_sustained_seconds, "e2e at a sustainable rate")
-                if b["p99"] < 1.0 and b["missing"] == 0 or attempt == 1:
+                if b["p99"] < 1.0 and b["missing"] == 0 or attempt == tries - 1:
                     break
                 report.note("End to end", f"- (at {rate:.0f}/s the callbacks lagged: trying "
                             f"{max(5.0, math.floor(rate * 0.6 / 5) * 5):.0f}/s)")
                 rate = max(5.0, math.floor(rate * 0.6 / 5) * 5)
-                how = "after a faster try lagged"
+                how = ("after a faster try lagged" if attempt == 0
+                       else f"after {attempt + 1} faster tries lagged")
             self.e2e_rows(b, base_rate, f"offered {rate:.0f}/s for "
                           f"{plan.e2e_sustained_seconds:.0f} s, {how}", target=False)
             report.figure("e2e_sustained_rate", b["completed_rate"])
