@@ -10,6 +10,8 @@ import pytest
 
 from c2c.callbacks import dispatcher as dispatcher_module
 from c2c.callbacks.dispatcher import CallbackDispatcher
+from c2c.calls.listener import CallEventListener
+from c2c.calls.outcome import CallOutcome
 from c2c.config import Config
 from c2c.store import SettledOutcome
 from tests.callback_receiver import CallbackReceiver
@@ -133,3 +135,53 @@ def test_a_handed_callback_left_waiting_is_sent_after_its_claim_lapses(
     finally:
         dispatcher.stop(timeout=2)
     assert len(receiver.requests) == 1
+
+
+class _Job:
+    def __init__(self, call_id):
+        self.call_id = call_id
+
+
+def test_the_dispatcher_refuses_a_handover_beyond_what_its_senders_get_through(
+        store, monkeypatch):
+    """A burst (a hupall) handed over beyond the senders' pace would wait past the claim's
+    margin and then for the lease: past a backlog per sender, or once the oldest waited too
+    long, handovers are refused and the callbacks go to the outbox unclaimed."""
+    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
+    dispatcher = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    # Not started: nothing sends, so what is handed stays waiting.
+    assert dispatcher.accepts_handover()
+    backlog = 2 * dispatcher_module.HANDOVER_BACKLOG_PER_SENDER
+    dispatcher.take_claimed([_Job(f"c{n}") for n in range(backlog - 1)])
+    assert dispatcher.accepts_handover()
+    dispatcher.take_claimed([_Job("last")])
+    assert not dispatcher.accepts_handover()
+
+    waiting = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    monkeypatch.setattr(dispatcher_module, "HANDOVER_MAX_WAIT_SECONDS", 0.05)
+    waiting.take_claimed([_Job("one")])
+    assert waiting.accepts_handover()
+    time.sleep(0.1)
+    assert not waiting.accepts_handover()  # one, but waiting too long
+
+
+def test_a_refused_handover_leaves_the_callbacks_to_the_claim_loop(
+        store, accepted, receiver, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "HANDOVER_BACKLOG_PER_SENDER", 0)  # always refused
+    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
+    dispatcher = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    listener = CallEventListener(store, callbacks=dispatcher,
+                                 on_settled=lambda call_id, _: dispatcher.wake(call_id))
+    dispatcher.start()
+    try:
+        ids = accepted(receiver.url("/a"), receiver.url("/b"))
+        outcome = CallOutcome(answered=True, minutes=1, reason=None, billsec=42)
+        assert listener.settle_decided(ids, lambda call: (outcome, time.time())) == 2
+        for call_id in ids:  # written unclaimed, due now
+            assert store.callbacks.get_for_call(call_id)["claimed_until"] is None
+        with gevent.Timeout(5):
+            while any(store.callbacks.get_for_call(c)["status"] == "pending" for c in ids):
+                gevent.sleep(0.005)
+    finally:
+        dispatcher.stop(timeout=2)
+    assert len(receiver.requests) == 2

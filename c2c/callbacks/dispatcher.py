@@ -44,6 +44,13 @@ STORE_ERROR_PAUSE = 2.0  # seconds to wait after the store failed, before claimi
 CLAIM_MARGIN_SECONDS = 30.0  # a claim outlives the longest send by this much
 # Calls whose callbacks were handed over, remembered until their settlement's wake() (at most).
 MAX_HANDED_CALLS = 10_000
+# Handed-over callbacks wait for a free sender, and one that waits past the claim's margin is
+# left to expire (up to the lease, over a minute, late). So a burst (a hupall, a switch's
+# calls settled at once) is not handed over beyond what the senders get through promptly:
+# past this many waiting per sender, or once the oldest has waited this long, settlements write
+# their callbacks unclaimed and the claim loop sends them in due order.
+HANDOVER_BACKLOG_PER_SENDER = 20
+HANDOVER_MAX_WAIT_SECONDS = 2.0
 
 
 class Job(Protocol):
@@ -202,6 +209,15 @@ class CallbackDispatcher:
             return
         self._callbacks.due = True
         self._callbacks.wake.set()
+
+    def accepts_handover(self) -> bool:
+        """Whether a settlement may hand its callbacks over claimed (take_claimed) now: not
+        when stopped, nor while those handed before wait too long or are too many."""
+        handed = self._callbacks.handed
+        if self._stopping.is_set() or len(handed) >= self._concurrency * \
+                HANDOVER_BACKLOG_PER_SENDER:
+            return False
+        return not handed or time.monotonic() - handed[0][0] < HANDOVER_MAX_WAIT_SECONDS
 
     def take_claimed(self, jobs: list[Any]) -> None:
         """Send these callbacks, which the transaction that wrote them claimed for

@@ -75,6 +75,8 @@ class CallbackTaker(Protocol):
 
     lease_seconds: float
 
+    def accepts_handover(self) -> bool: ...
+
     def take_claimed(self, jobs: list[Any]) -> None: ...
 
 
@@ -269,7 +271,9 @@ class CallEventListener:
 
     def _claim_for(self) -> tuple[float, Callable[[list[Any]], None]] | None:
         taker = self._callbacks
-        return None if taker is None else (taker.lease_seconds, taker.take_claimed)
+        if taker is None or not taker.accepts_handover():
+            return None  # written unclaimed: the dispatcher's claim loop sends them
+        return taker.lease_seconds, taker.take_claimed
 
     def stop(self) -> None:
         """Stop the group settler, if any (calls it held are settled by the owner's sweep)."""
