@@ -49,7 +49,7 @@ MAX_HANDED_CALLS = 10_000
 # calls settled at once) is not handed over beyond what the senders get through promptly:
 # past this many waiting per sender, or once the oldest has waited this long, settlements write
 # their callbacks unclaimed and the claim loop sends them in due order.
-HANDOVER_BACKLOG_PER_SENDER = 20
+HANDOVER_BACKLOG_PER_SENDER = 50
 HANDOVER_MAX_WAIT_SECONDS = 2.0
 
 
