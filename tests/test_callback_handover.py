@@ -78,6 +78,19 @@ def test_nothing_is_handed_for_a_group_that_settles_nothing(store, accepted):
     assert taken == []
 
 
+def _dispatcher(store):
+    """A dispatcher that sends to the local receiver and, once started, polls only every 30 s
+    (what it sends sooner, it was handed or woken for)."""
+    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
+    return CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+
+
+def _wait_sent(store, call_ids):
+    with gevent.Timeout(5):
+        while any(store.callbacks.get_for_call(c)["status"] == "pending" for c in call_ids):
+            gevent.sleep(0.005)
+
+
 def _counting_claims(store):
     claims = []
     original = store.callbacks.claim_due
@@ -92,8 +105,7 @@ def _counting_claims(store):
 
 def test_a_handed_callback_is_sent_at_once_without_a_claim(store, accepted, receiver):
     claims = _counting_claims(store)
-    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
-    dispatcher = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    dispatcher = _dispatcher(store)
     dispatcher.start()
     try:
         with gevent.Timeout(5):
@@ -103,9 +115,7 @@ def test_a_handed_callback_is_sent_at_once_without_a_claim(store, accepted, rece
         _settle(store, ids, dispatcher.take_claimed, lease=dispatcher.lease_seconds)
         for call_id in ids:
             dispatcher.wake(call_id)  # what settlement says: nothing due in the store for it
-        with gevent.Timeout(5):
-            while any(store.callbacks.get_for_call(c)["status"] == "pending" for c in ids):
-                gevent.sleep(0.005)
+        _wait_sent(store, ids)
     finally:
         dispatcher.stop(timeout=2)
     assert len(receiver.requests) == 2
@@ -118,8 +128,7 @@ def test_a_handed_callback_is_sent_at_once_without_a_claim(store, accepted, rece
 def test_a_handed_callback_left_waiting_is_sent_after_its_claim_lapses(
         store, accepted, receiver, monkeypatch):
     monkeypatch.setattr(dispatcher_module, "CLAIM_MARGIN_SECONDS", -1.0)  # every one stale
-    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
-    dispatcher = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    dispatcher = _dispatcher(store)
     dispatcher.start()
     try:
         (call_id,) = accepted(receiver.url("/a"))
@@ -129,9 +138,7 @@ def test_a_handed_callback_left_waiting_is_sent_after_its_claim_lapses(
         assert store.callbacks.get_for_call(call_id)["status"] == "pending"
         gevent.sleep(0.4)  # the claim lapses
         dispatcher.wake()
-        with gevent.Timeout(5):
-            while store.callbacks.get_for_call(call_id)["status"] == "pending":
-                gevent.sleep(0.005)
+        _wait_sent(store, [call_id])
     finally:
         dispatcher.stop(timeout=2)
     assert len(receiver.requests) == 1
@@ -147,8 +154,7 @@ def test_the_dispatcher_refuses_a_handover_beyond_what_its_senders_get_through(
     """A burst (a hupall) handed over beyond the senders' pace would wait past the claim's
     margin and then for the lease: past a backlog per sender, or once the oldest waited too
     long, handovers are refused and the callbacks go to the outbox unclaimed."""
-    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
-    dispatcher = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    dispatcher = _dispatcher(store)
     # Not started: nothing sends, so what is handed stays waiting.
     assert dispatcher.accepts_handover()
     backlog = 2 * dispatcher_module.HANDOVER_BACKLOG_PER_SENDER
@@ -157,7 +163,7 @@ def test_the_dispatcher_refuses_a_handover_beyond_what_its_senders_get_through(
     dispatcher.take_claimed([_Job("last")])
     assert not dispatcher.accepts_handover()
 
-    waiting = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    waiting = _dispatcher(store)
     monkeypatch.setattr(dispatcher_module, "HANDOVER_MAX_WAIT_SECONDS", 0.05)
     waiting.take_claimed([_Job("one")])
     assert waiting.accepts_handover()
@@ -168,8 +174,7 @@ def test_the_dispatcher_refuses_a_handover_beyond_what_its_senders_get_through(
 def test_a_refused_handover_leaves_the_callbacks_to_the_claim_loop(
         store, accepted, receiver, monkeypatch):
     monkeypatch.setattr(dispatcher_module, "HANDOVER_BACKLOG_PER_SENDER", 0)  # always refused
-    config = Config.defaults(callback_allow_private=True, callback_timeout=1.0)
-    dispatcher = CallbackDispatcher(store, config, concurrency=2, idle_interval=30.0)
+    dispatcher = _dispatcher(store)
     listener = CallEventListener(store, callbacks=dispatcher,
                                  on_settled=lambda call_id, _: dispatcher.wake(call_id))
     dispatcher.start()
@@ -179,9 +184,7 @@ def test_a_refused_handover_leaves_the_callbacks_to_the_claim_loop(
         assert listener.settle_decided(ids, lambda call: (outcome, time.time())) == 2
         for call_id in ids:  # written unclaimed, due now
             assert store.callbacks.get_for_call(call_id)["claimed_until"] is None
-        with gevent.Timeout(5):
-            while any(store.callbacks.get_for_call(c)["status"] == "pending" for c in ids):
-                gevent.sleep(0.005)
+        _wait_sent(store, ids)
     finally:
         dispatcher.stop(timeout=2)
     assert len(receiver.requests) == 2

@@ -128,6 +128,6 @@ def test_mysql_connections_share_one_opportunistic_tls_context(mysql_url):
             assert first.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
-    asked = [driver.connect(host="127.0.0.1", defer_connect=True, ssl={"verify_mode": "none"})
+    asked = [driver.Connection(host="127.0.0.1", defer_connect=True, ssl={"verify_mode": "none"})
              for _ in range(2)]
     assert asked[0].ctx is not asked[1].ctx and asked[0]._ssl_required

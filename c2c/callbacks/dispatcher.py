@@ -214,8 +214,9 @@ class CallbackDispatcher:
         """Whether a settlement may hand its callbacks over claimed (take_claimed) now: not
         when stopped, nor while those handed before wait too long or are too many."""
         handed = self._callbacks.handed
-        if self._stopping.is_set() or len(handed) >= self._concurrency * \
-                HANDOVER_BACKLOG_PER_SENDER:
+        if self._stopping.is_set():
+            return False
+        if len(handed) >= self._concurrency * HANDOVER_BACKLOG_PER_SENDER:
             return False
         return not handed or time.monotonic() - handed[0][0] < HANDOVER_MAX_WAIT_SECONDS
 

@@ -11,29 +11,18 @@ connection, as pymysql builds it, so a renewed certificate file is read on the n
 
 from __future__ import annotations
 
-import functools
 import ssl
-from typing import Any
+from typing import Any, ClassVar
 
 import pymysql.connections
 
 
-@functools.cache
-def _opportunistic_context() -> ssl.SSLContext:
-    # What pymysql builds for no options: no CA given, so no verification.
-    context = ssl.create_default_context()
-    context.verify_flags &= ~ssl.VERIFY_X509_STRICT
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class Connection(pymysql.connections.Connection):
+    _opportunistic: ClassVar[ssl.SSLContext | None] = None  # pymysql's own, made once
+
     def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
-        if isinstance(sslp, dict) and not sslp:
-            return _opportunistic_context()
-        return super()._create_ssl_ctx(sslp)
-
-
-def connect(**kwargs: Any) -> Connection:
-    return Connection(**kwargs)
+        if not (isinstance(sslp, dict) and not sslp):
+            return super()._create_ssl_ctx(sslp)
+        if Connection._opportunistic is None:
+            Connection._opportunistic = super()._create_ssl_ctx(sslp)
+        return Connection._opportunistic

@@ -79,7 +79,7 @@ class HostList:
     """The ``creator`` of the engine's pool: a DB-API connection to the first usable host."""
 
     def __init__(self, hosts: Sequence[Host], connect_args: dict[str, Any],
-                 connect: Callable[..., Any] = driver.connect,
+                 connect: Callable[..., Any] = driver.Connection,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.hosts = list(hosts)
         self._connect_args = connect_args
