@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 
+import gevent
 import pymysql
 import pytest
 from sqlalchemy import Engine
@@ -26,6 +27,29 @@ from tests.support.mysql import server_connection, temporary_database
 
 MYSQL_SERVER_URL = os.environ.get("C2C_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs on two pytest-xdist workers (setup.cfg). The ``slow`` tests (each starts
+    gunicorn, simulators, a Galera cluster or a browser and times what they do) form one group:
+    they run one after another on one worker, never two such deployments at once on two cores,
+    while the other worker takes the unit and component tests. They come first, so that the
+    longest chain starts at once (before xdist reads the group from the node id: tryfirst)."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    for item in slow:
+        item.add_marker(pytest.mark.xdist_group("deployments"))
+    items[:] = slow + rest
+
+
+@pytest.fixture(autouse=True)
+def _gevent_clock_now() -> None:
+    """gevent's loop caches the time at its last turn, and a timer counts from that. After a test
+    that blocked this process for seconds without the hub turning (a deployment's subprocesses,
+    real sleeps), a gevent timeout set by the next test would start in the past and fire at
+    once: the loop's time is brought up to date before each test."""
+    gevent.get_hub().loop.update_now()
 
 
 @pytest.fixture(scope="session")
