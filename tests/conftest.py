@@ -36,11 +36,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     they run one after another on one worker, never two such deployments at once on two cores,
     while the other worker takes the unit and component tests. They come first, so that the
     longest chain starts at once (before xdist reads the group from the node id: tryfirst)."""
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    rest = [item for item in items if not item.get_closest_marker("slow")]
-    for item in slow:
-        item.add_marker(pytest.mark.xdist_group("deployments"))
-    items[:] = slow + rest
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("deployments"))
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)  # stable
 
 
 @pytest.fixture(autouse=True)
